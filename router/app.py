@@ -53,5 +53,9 @@ def run(settings: Settings) -> int:
             hint="set ROUTER_INBOUND_TOKENS; until then every /api request is refused with 401",
         )
     log.info("router.starting", version=__version__, host=settings.host, port=settings.port)
-    web.run_app(app, host=settings.host, port=settings.port, print=None)
+    try:
+        web.run_app(app, host=settings.host, port=settings.port, print=None)
+    except OSError as err:
+        log.error("router.cannot_listen", host=settings.host, port=settings.port, error=str(err))
+        return 1
     return 0
