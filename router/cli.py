@@ -25,7 +25,7 @@ from router.schedule import schedule, shifts_window
 from router.settings import load_settings
 from router.tables import fairness_table, oncall_text, schedule_table
 from router.teammodel import TeamModel
-from router.timeutil import to_instant
+from router.timeutil import OUT_OF_RANGE, in_supported_range, parse_instant, to_instant
 
 EXIT_USAGE = 2
 
@@ -97,7 +97,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def _oncall(args: argparse.Namespace) -> int:
     model = _model(args)
-    at = _instant(args.at, model) if args.at else datetime.now(UTC)
+    at = datetime.now(UTC) if args.at is None else _instant(args.at, model)
     answer = resolve(model, at)
     if args.json:
         print(json.dumps(answer.to_json(model), indent=2))
@@ -110,7 +110,7 @@ def _schedule(args: argparse.Namespace) -> int:
     model = _model(args)
     if not 1 <= args.weeks <= 520:
         raise UsageError(f"--weeks must be between 1 and 520, not {args.weeks}")
-    first = _instant(args.start, model) if args.start else datetime.now(UTC)
+    first = datetime.now(UTC) if args.start is None else _instant(args.start, model)
     spans = schedule(model, *shifts_window(model, first, args.weeks))
     if args.ics:
         sys.stdout.write(schedule_to_ics(spans, datetime.now(UTC)).decode())
@@ -128,8 +128,8 @@ def _schedule(args: argparse.Namespace) -> int:
 def _fairness(args: argparse.Namespace) -> int:
     model = _model(args)
     tz = model.team.tz
-    first = _day(args.start) if args.start else model.rotation.start.date()
-    last = _day(args.end) if args.end else datetime.now(tz).date()
+    first = model.rotation.start.date() if args.start is None else _day(args.start)
+    last = datetime.now(tz).date() if args.end is None else _day(args.end)
     if last < first:
         raise UsageError(f"--to {last} is before --from {first}")
     starts = to_instant(datetime.combine(first, time()), tz)
@@ -156,17 +156,19 @@ def _serve(args: argparse.Namespace) -> int:
 def _instant(text: str, model: TeamModel) -> datetime:
     """An ISO date or date-time; without an offset it is local to the team's timezone."""
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"{text!r} is not an ISO date or date-time (2026-11-26T12:00)") from None
-    return to_instant(value, model.team.tz)
+        return parse_instant(text, model.team.tz)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def _day(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise UsageError(f"{text!r} is not an ISO date (2026-11-26)") from None
+    if not in_supported_range(day):
+        raise UsageError(f"{text!r} {OUT_OF_RANGE}")
+    return day
 
 
 def _iso(instant: datetime, model: TeamModel) -> str:

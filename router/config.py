@@ -29,6 +29,13 @@ class _StrictLoader(yaml.SafeLoader):
         seen: set[object] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float | bool) and key is not None:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    "a key must be a plain value, not a list or mapping",
+                    key_node.start_mark,
+                )
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -125,6 +132,8 @@ def _shows_input(kind: str, path: str, value: object) -> bool:
     """Echo a wrong scalar back to the user, unless it may be a secret."""
     if kind in {"missing", "extra_forbidden"} or "secret" in path or "integration_keys" in path:
         return False
+    if kind == "value_error":
+        return False  # our own validators already name the value
     return isinstance(value, str | int | float | bool) or value is None
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from router.errors import ConfigProblem
 from router.teammodel import EscalationPolicy, LeaveEntry, Override, TeamModel
+from router.timeutil import OUT_OF_RANGE, in_supported_range
 
 
 def cross_check(model: TeamModel) -> list[ConfigProblem]:
@@ -35,7 +36,10 @@ def check_span(model: TeamModel, path: str, entry: LeaveEntry | Override) -> lis
     if model.team.member(entry.who) is None:
         problems.append(_not_member(f"{path}.who", entry.who))
     tz = model.team.tz
-    if entry.ends(tz) <= entry.starts(tz):
+    for key, value in (("from", entry.from_), ("to", entry.to)):
+        if not in_supported_range(value):
+            problems.append(ConfigProblem(f"{path}.{key}", OUT_OF_RANGE))
+    if not problems and entry.ends(tz) <= entry.starts(tz):
         problems.append(ConfigProblem(f"{path}.to", "must be after `from`"))
     return problems
 
@@ -94,7 +98,7 @@ def _pipelines(model: TeamModel) -> Iterator[ConfigProblem]:
         for j, key in enumerate(pipeline.integration_keys):
             if keys[key.get_secret_value()] > 1:
                 # The key itself is a secret: say where it is, never what it is.
-                yield ConfigProblem(f"{path}.integration_keys[{j}]", "used by another pipeline")
+                yield ConfigProblem(f"{path}.integration_keys[{j}]", "used more than once")
 
 
 def _policies(model: TeamModel) -> Iterator[ConfigProblem]:

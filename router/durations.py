@@ -10,6 +10,7 @@ from datetime import timedelta
 _UNITS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
 _PART = re.compile(r"(\d+)([wdhms])")
 _WHOLE = re.compile(r"(?:\d+[wdhms])+")
+MAX_SECONDS = 100 * 366 * 86_400
 
 
 def parse_duration(text: str) -> timedelta:
@@ -23,6 +24,8 @@ def parse_duration(text: str) -> timedelta:
             f"{text!r} is not a duration: use a number and a unit s, m, h, d or w (e.g. 10m, 7d)"
         )
     seconds = sum(int(n) * _UNITS[unit] for n, unit in _PART.findall(cleaned))
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{text!r} is longer than the 100 years the router plans for")
     return timedelta(seconds=seconds)
 
 

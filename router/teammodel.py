@@ -48,7 +48,14 @@ from pydantic import (
 )
 
 from router.durations import format_duration, parse_duration
-from router.timeutil import LocalTime, span_end, span_start, to_instant
+from router.timeutil import (
+    OUT_OF_RANGE,
+    LocalTime,
+    in_supported_range,
+    span_end,
+    span_start,
+    to_instant,
+)
 
 
 def _duration(value: object) -> timedelta:
@@ -132,7 +139,7 @@ class Team(_Frozen):
     def _iana_timezone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: `America` is a folder
             raise ValueError(f"{value!r} is not an IANA timezone (e.g. America/New_York)") from None
         return value
 
@@ -157,6 +164,13 @@ class Rotation(_Frozen):
     order: list[Name] = Field(min_length=2)
     start: datetime
     length: Duration = timedelta(days=7)
+
+    @field_validator("start")
+    @classmethod
+    def _supported_year(cls, value: datetime) -> datetime:
+        if not in_supported_range(value):
+            raise ValueError(OUT_OF_RANGE)
+        return value
 
     @field_validator("length")
     @classmethod

@@ -9,8 +9,11 @@ in the repeated hour of a DST change); this module is the one place that convert
 from __future__ import annotations
 
 __all__ = [
+    "OUT_OF_RANGE",
     "LocalTime",
+    "in_supported_range",
     "local_date",
+    "parse_instant",
     "parse_local_time",
     "span_end",
     "span_start",
@@ -40,6 +43,32 @@ def parse_local_time(value: object) -> date | datetime:
         raise ValueError(
             f"{value!r} is not a date (2026-12-01) or a date-time (2026-12-02T13:00)"
         ) from None
+
+
+# Far enough either way for any rotation, near enough that a day's arithmetic never overflows.
+FIRST_YEAR, LAST_YEAR = 1900, 2999
+OUT_OF_RANGE = f"must be between the years {FIRST_YEAR} and {LAST_YEAR}"
+
+
+def in_supported_range(value: date) -> bool:
+    """Whether a date or date-time is inside the years the router computes with."""
+    return FIRST_YEAR <= value.year <= LAST_YEAR
+
+
+def parse_instant(text: str, tz: ZoneInfo) -> datetime:
+    """An ISO date or date-time typed by a person (no offset: local to `tz`), as UTC.
+
+    Raises ValueError with a message fit to show that person.
+    """
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not an ISO 8601 date or date-time (2026-11-26T12:00)"
+        ) from None
+    if not in_supported_range(value):
+        raise ValueError(f"{text!r} {OUT_OF_RANGE}")
+    return to_instant(value, tz)
 
 
 def _format_local_time(value: date | datetime) -> str:

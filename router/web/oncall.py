@@ -12,7 +12,7 @@ from router.ics import schedule_to_ics
 from router.oncall import resolve
 from router.schedule import Span, schedule, shifts_window
 from router.teammodel import TeamModel
-from router.timeutil import to_instant
+from router.timeutil import parse_instant
 from router.web.errors import ApiError
 from router.web.keys import CLOCK, MODEL
 
@@ -69,7 +69,6 @@ def _instant(request: web.Request, name: str, model: TeamModel) -> datetime:
     if text is None:
         return request.app[CLOCK]()
     try:
-        return to_instant(datetime.fromisoformat(text), model.team.tz)
-    except ValueError:
-        message = f"{name} must be an ISO 8601 date or date-time, e.g. 2026-11-26T12:00"
-        raise ApiError(400, "bad_query", message, [name]) from None
+        return parse_instant(text, model.team.tz)
+    except ValueError as err:
+        raise ApiError(400, "bad_query", f"{name}: {err}", [name]) from None
