@@ -154,10 +154,16 @@ def _apply_override(candidates: list[str], override: Override, reasons: list[str
         reasons.append(f"override: {override.who} already holds {override.slot}")
         return candidates
     rest = [name for name in candidates if name not in {override.who, displaced}]
-    relieved = f", relieving {displaced}" if displaced else ""
-    reasons.append(
-        f"override: {override.who} covers {override.slot} {override.describe_end()}{relieved}"
-    )
+    covering = f"override: {override.who} covers {override.slot} {override.describe_end()}"
+    if displaced is None:
+        reasons.append(covering)
+    elif len(rest) < slot:
+        # Nobody else can take the primary slot the override's person left: relieving
+        # the displaced backup would leave fewer people on call than no override at all.
+        rest.append(displaced)
+        reasons.append(f"{covering}; nobody else can take primary, so {displaced} stays on")
+    else:
+        reasons.append(f"{covering}, relieving {displaced}")
     return [*rest[:slot], override.who, *rest[slot:]]
 
 
