@@ -4,20 +4,35 @@ from __future__ import annotations
 
 __all__ = ["create_app", "run"]
 
+import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import structlog
 from aiohttp import web
 
 from router import __version__
-from router.config import load_team_model
+from router.config import config_digest, load_team_model
 from router.logs import configure_logging
+from router.metrics import Metrics
 from router.settings import Settings
+from router.store import Store, StoreUnavailableError, open_store
 from router.teammodel import TeamModel
-from router.web import health, oncall
+from router.web import health, incidents, intake, oncall, pagerduty, runtime
 from router.web.auth import auth_middleware
-from router.web.errors import error_middleware
-from router.web.keys import CLOCK, MODEL, SETTINGS, STARTED, Clock
+from router.web.errors import Handler, error_middleware
+from router.web.keys import (
+    CLOCK,
+    CONFIG_DIGEST,
+    LIMITER,
+    METRICS,
+    MODEL,
+    SETTINGS,
+    STARTED,
+    STORE,
+    Clock,
+)
+from router.web.ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
 
@@ -27,27 +42,55 @@ def _utc_now() -> datetime:
 
 
 def create_app(
-    settings: Settings, model: TeamModel | None = None, clock: Clock = _utc_now
+    settings: Settings,
+    model: TeamModel | None = None,
+    clock: Clock = _utc_now,
+    store: Store | None = None,
 ) -> web.Application:
-    """The router's application; `model` defaults to the team model at `settings.config`."""
+    """The router's application. `model` defaults to the team model at `settings.config`,
+    `store` to the one `ROUTER_DATABASE_URL` names; the app opens and closes it."""
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware(settings.inbound_tokens)],
-        client_max_size=1024 * 1024,
+        middlewares=[_timing_middleware, error_middleware, auth_middleware()],
+        client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
     app[MODEL] = model if model is not None else load_team_model(settings.config)
+    app[CONFIG_DIGEST] = config_digest(settings.config)
     app[CLOCK] = clock
     app[STARTED] = clock()
-    app.add_routes(health.routes)
-    app.add_routes(oncall.routes)
+    app[STORE] = store if store is not None else open_store(settings.database_url)
+    app[METRICS] = Metrics()
+    app[LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    app.cleanup_ctx.append(_store_lifecycle)
+    for module in (health, oncall, intake, pagerduty, incidents, runtime):
+        app.add_routes(module.routes)
     return app
+
+
+async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    await app[STORE].open()
+    yield
+    await app[STORE].close()
+
+
+@web.middleware
+async def _timing_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request latency by route pattern (bounded), method and status."""
+    started = time.perf_counter()
+    response = await handler(request)
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    request.app[METRICS].request_duration.labels(route, request.method, response.status).observe(
+        time.perf_counter() - started
+    )
+    return response
 
 
 def run(settings: Settings) -> int:
     """Serve until SIGINT/SIGTERM; returns the exit code."""
     configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
-    if not settings.inbound_tokens:
+    if not settings.inbound_tokens and not settings.hmac_secrets():
         log.warning(
             "auth.unconfigured",
             hint="set ROUTER_INBOUND_TOKENS; until then every /api request is refused with 401",
@@ -55,6 +98,9 @@ def run(settings: Settings) -> int:
     log.info("router.starting", version=__version__, host=settings.host, port=settings.port)
     try:
         web.run_app(app, host=settings.host, port=settings.port, print=None)
+    except StoreUnavailableError as err:
+        log.error("router.cannot_open_store", error=str(err))
+        return 1
     except OSError as err:
         log.error("router.cannot_listen", host=settings.host, port=settings.port, error=str(err))
         return 1

@@ -8,8 +8,9 @@ Dates and times stay strings until pydantic reads them, and only `true`/`false` 
 
 from __future__ import annotations
 
-__all__ = ["load_team_model"]
+__all__ = ["config_digest", "load_team_model"]
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -73,16 +74,26 @@ def load_team_model(path: Path) -> TeamModel:
     return model
 
 
+def config_digest(path: Path) -> str:
+    """`sha256:<hex>` of the YAML files at `path` (names and bytes): which config is loaded."""
+    digest = hashlib.sha256()
+    for file in _yaml_files(path):
+        digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
+    return f"sha256:{digest.hexdigest()}"
+
+
+def _yaml_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+    return [path] if path.is_file() else []
+
+
 def _read(path: Path) -> tuple[dict[str, Any], dict[str, Path]]:
     """The merged document, and which file each top-level key came from."""
-    if path.is_dir():
-        files = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
-        if not files:
-            raise ConfigError(str(path), [ConfigProblem("", "no *.yaml files in this folder")])
-    elif path.is_file():
-        files = [path]
-    else:
-        raise ConfigError(str(path), [ConfigProblem("", "no such file or folder")])
+    files = _yaml_files(path)
+    if not files:
+        message = "no *.yaml files in this folder" if path.is_dir() else "no such file or folder"
+        raise ConfigError(str(path), [ConfigProblem("", message)])
     document: dict[str, Any] = {}
     owners: dict[str, Path] = {}
     problems: list[ConfigProblem] = []

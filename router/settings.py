@@ -33,8 +33,17 @@ class Settings(BaseSettings):
     inbound_tokens: dict[str, SecretStr] = Field(default_factory=dict)
     hmac_secret: SecretStr | None = None
     public_url: str = "http://127.0.0.1:8080"
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    rate_limit_per_second: float = Field(default=100.0, ge=0)
+    rate_limit_burst: int = Field(default=1000, ge=1)
     log_format: Literal["json", "console"] | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def hmac_secrets(self) -> list[str]:
+        """`ROUTER_HMAC_SECRET` may list several secrets, comma-separated, for rotation."""
+        if self.hmac_secret is None:
+            return []
+        return [s.strip() for s in self.hmac_secret.get_secret_value().split(",") if s.strip()]
 
 
 def load_settings(**overrides: object) -> Settings:

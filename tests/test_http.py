@@ -28,17 +28,21 @@ Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[..., Awaitable[Client]]
 
 
-def _app(tokens: dict[str, str] | None = None) -> web.Application:
+def _app(database: Path, tokens: dict[str, str] | None = None) -> web.Application:
     tokens = {"ops": TOKEN} if tokens is None else tokens
     secrets = {name: SecretStr(value) for name, value in tokens.items()}
-    settings = Settings(config=ROOT / "config", inbound_tokens=secrets)
+    settings = Settings(
+        config=ROOT / "config",
+        inbound_tokens=secrets,
+        database_url=f"sqlite:///{database / 'router.db'}",
+    )
     model = load_team_model(ROOT / "config")
     return create_app(settings, model, clock=lambda: NOW)
 
 
 @pytest.fixture
-async def client(aiohttp_client: MakeClient) -> Client:
-    return await aiohttp_client(_app())
+async def client(aiohttp_client: MakeClient, tmp_path: Path) -> Client:
+    return await aiohttp_client(_app(tmp_path))
 
 
 async def _json(response: Any) -> Any:
@@ -163,17 +167,19 @@ async def test_unknown_path_and_wrong_method_are_json_errors(client: Client) -> 
 
 
 async def test_with_no_tokens_configured_the_api_refuses_and_says_why(
-    aiohttp_client: MakeClient,
+    aiohttp_client: MakeClient, tmp_path: Path
 ) -> None:
-    client = await aiohttp_client(_app(tokens={}))
+    client = await aiohttp_client(_app(tmp_path, tokens={}))
     response = await client.get("/api/v1/oncall", headers=AUTH)
     assert response.status == 401
     assert "ROUTER_INBOUND_TOKENS" in (await _json(response))["error"]["message"]
     assert (await client.get("/healthz")).status == 200
 
 
-async def test_any_of_several_named_tokens_is_accepted(aiohttp_client: MakeClient) -> None:
-    client = await aiohttp_client(_app(tokens={"grafana": "g-token", "ops": "o-token"}))
+async def test_any_of_several_named_tokens_is_accepted(
+    aiohttp_client: MakeClient, tmp_path: Path
+) -> None:
+    client = await aiohttp_client(_app(tmp_path, {"grafana": "g-token", "ops": "o-token"}))
     for token in ("g-token", "o-token"):
         headers = {"Authorization": f"Bearer {token}"}
         assert (await client.get("/api/v1/oncall", headers=headers)).status == 200

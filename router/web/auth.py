@@ -1,12 +1,15 @@
-"""Who may call the API: a bearer token from `ROUTER_INBOUND_TOKENS`, compared in constant time.
+"""Who may call the API, and how often.
 
-Open paths (health, metrics) need nothing. With no tokens configured every protected path
-answers 401: the router never runs open by accident.
+A caller proves itself with `Authorization: Bearer <token>` (a named token from
+`ROUTER_INBOUND_TOKENS`, compared in constant time) or an `X-Router-Signature` HMAC of the
+body. Open paths (health, metrics, one-click ack links, PagerDuty's endpoint whose routing
+key is its credential) need neither. With no credentials configured every protected path
+answers 401: the router never runs open by accident. Each caller has a rate limit.
 """
 
 from __future__ import annotations
 
-__all__ = ["auth_middleware", "caller_name"]
+__all__ = ["CALLER", "auth_middleware", "caller_name"]
 
 import hmac
 from collections.abc import Mapping
@@ -15,9 +18,13 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import SecretStr
 
+from router.signing import SIGNATURE_HEADER, verify
 from router.web.errors import ApiError, Handler
+from router.web.keys import CLOCK, LIMITER, METRICS, SETTINGS
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v2/enqueue"})
+OPEN_PREFIXES = ("/ack/",)
+HMAC_CALLER = "hmac"
 CALLER: web.RequestKey[str] = web.RequestKey("caller", str)
 
 
@@ -34,23 +41,44 @@ def caller_name(tokens: Mapping[str, SecretStr], header: str | None) -> str | No
     return found
 
 
-def auth_middleware(tokens: Mapping[str, SecretStr]) -> Middleware:
-    """Refuse protected paths without a valid bearer token (401 with `WWW-Authenticate`)."""
+def auth_middleware() -> Middleware:
+    """Refuse protected paths without valid credentials (401) or over the rate (429)."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in OPEN_PATHS:
+        if request.path in OPEN_PATHS or request.path.startswith(OPEN_PREFIXES):
             return await handler(request)
-        if not tokens:
-            raise _unauthorized("no credentials are configured: set ROUTER_INBOUND_TOKENS")
-        name = caller_name(tokens, request.headers.get("Authorization"))
-        if name is None:
-            raise _unauthorized("missing or invalid bearer token")
-        request[CALLER] = name
+        caller = await _authenticate(request)
+        wait = request.app[LIMITER].retry_after(caller)
+        if wait is not None:
+            request.app[METRICS].alerts_rejected.labels("rate_limited").inc()
+            message = f"caller {caller!r} is over its rate limit; retry in {wait} s"
+            raise ApiError(429, "rate_limited", message, headers={"Retry-After": str(wait)})
+        request[CALLER] = caller
         return await handler(request)
 
     return middleware
 
 
-def _unauthorized(message: str) -> ApiError:
+async def _authenticate(request: web.Request) -> str:
+    settings = request.app[SETTINGS]
+    secrets = settings.hmac_secrets()
+    if not settings.inbound_tokens and not secrets:
+        raise _unauthorized(request, "no credentials are configured: set ROUTER_INBOUND_TOKENS")
+    name = caller_name(settings.inbound_tokens, request.headers.get("Authorization"))
+    if name is not None:
+        return name
+    signature = request.headers.get(SIGNATURE_HEADER)
+    if signature is None or not secrets:
+        raise _unauthorized(request, "missing or invalid bearer token")
+    body = await request.read()  # cached: the handler reads the same bytes
+    now = request.app[CLOCK]().timestamp()
+    problem = verify(signature, body, secrets, now)
+    if problem is not None:
+        raise _unauthorized(request, problem)
+    return HMAC_CALLER
+
+
+def _unauthorized(request: web.Request, message: str) -> ApiError:
+    request.app[METRICS].alerts_rejected.labels("unauthorized").inc()
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})

@@ -14,6 +14,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from router.store.base import StoreUnavailableError
+from router.web.keys import SETTINGS
+
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -57,6 +60,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as err:
         return error_response(err.status, err.code, err.message, err.details, err.headers)
+    except StoreUnavailableError as err:
+        log.error("store.unavailable", path=request.path, error=str(err))
+        message = "the database is unavailable; nothing was stored, retry later"
+        return error_response(503, "store_unavailable", message, headers={"Retry-After": "5"})
+    except web.HTTPRequestEntityTooLarge as err:
+        message = f"body is larger than the limit of {request.app[SETTINGS].max_body_bytes} bytes"
+        return error_response(err.status, "body_too_large", message)
     except web.HTTPException as err:
         if err.status < 400:
             raise

@@ -15,6 +15,7 @@ from router.teammodel import TeamModel
 from router.timeutil import parse_instant
 from router.web.errors import ApiError
 from router.web.keys import CLOCK, MODEL
+from router.web.runtime import effective_entries
 
 routes = web.RouteTableDef()
 MAX_WEEKS = 520
@@ -25,14 +26,15 @@ async def oncall(request: web.Request) -> web.Response:
     """Effective primary and backup at `?at=` (default now), with reasons."""
     model = request.app[MODEL]
     at = _instant(request, "at", model)
-    return web.json_response(resolve(model, at).to_json(model))
+    leave, overrides = await effective_entries(request.app)
+    return web.json_response(resolve(model, at, leave, overrides).to_json(model))
 
 
 @routes.get("/api/v1/schedule")
 async def schedule_json(request: web.Request) -> web.Response:
     """The effective schedule from `?from=` for `?weeks=` shifts (default 4)."""
     model = request.app[MODEL]
-    spans = _spans(request, model)
+    spans = await _spans(request, model)
     tz = model.team.tz
     rows = [
         {
@@ -49,18 +51,19 @@ async def schedule_json(request: web.Request) -> web.Response:
 async def schedule_ics(request: web.Request) -> web.Response:
     """The same schedule as an iCalendar feed."""
     model = request.app[MODEL]
-    body = schedule_to_ics(_spans(request, model), request.app[CLOCK]())
+    body = schedule_to_ics(await _spans(request, model), request.app[CLOCK]())
     return web.Response(body=body, content_type="text/calendar", charset="utf-8")
 
 
-def _spans(request: web.Request, model: TeamModel) -> list[Span]:
+async def _spans(request: web.Request, model: TeamModel) -> list[Span]:
     first = _instant(request, "from", model)
     text = request.query.get("weeks", "4")
     if not text.isdigit() or not 1 <= int(text) <= MAX_WEEKS:
         raise ApiError(
             400, "bad_query", f"weeks must be a whole number from 1 to {MAX_WEEKS}", ["weeks"]
         )
-    return schedule(model, *shifts_window(model, first, int(text)))
+    leave, overrides = await effective_entries(request.app)
+    return schedule(model, *shifts_window(model, first, int(text)), leave, overrides)
 
 
 def _instant(request: web.Request, name: str, model: TeamModel) -> datetime:

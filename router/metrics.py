@@ -1,0 +1,58 @@
+"""Prometheus metrics, one registry per application (so tests can run many apps).
+
+Label values are bounded: sources and routes are fixed sets, pipelines are the team
+model's ids or `unknown`, reasons are the router's own error codes.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Metrics"]
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+
+# `_created` series double every counter's cardinality and no dashboard here reads them.
+disable_created_metrics()
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """The router's metrics and the registry that exposes them."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.alerts_received = Counter(
+            "router_alerts_received",
+            "Alerts accepted and stored, by inbound format and pipeline.",
+            ["source", "pipeline"],
+            registry=self.registry,
+        )
+        self.alerts_rejected = Counter(
+            "router_alerts_rejected",
+            "Inbound requests refused, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.incidents_open = Gauge(
+            "router_incidents_open",
+            "Incidents not yet resolved.",
+            registry=self.registry,
+        )
+        self.request_duration = Histogram(
+            "router_http_request_duration_seconds",
+            "HTTP request latency, by route, method and status.",
+            ["route", "method", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format of every metric."""
+        return generate_latest(self.registry)

@@ -1,0 +1,110 @@
+"""The `Store` protocol: what the router needs from a database, and nothing more.
+
+Every write that answers a client (an alert's 202, an ack) returns only after its
+transaction commits. Implementations: `router.store.sqlite` (embedded default).
+"""
+
+from __future__ import annotations
+
+__all__ = ["IncidentPage", "IngestOutcome", "RuntimeEntry", "Store", "StoreUnavailableError"]
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from router.errors import RouterError
+from router.incidents import Change
+from router.model import Incident, IncidentStatus, TimelineEvent
+from router.routing import Routed
+from router.teammodel import LeaveEntry, Override
+
+
+class StoreUnavailableError(RouterError):
+    """The database cannot be used right now; callers answer 503 so senders retry."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    """What one alert did: its incident (None for an orphan ack/resolve) and the change."""
+
+    incident: Incident | None
+    change: Change
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentPage:
+    """A page of incidents, newest first, and the cursor for the next page (or None)."""
+
+    incidents: list[Incident]
+    next_cursor: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeEntry:
+    """A leave entry or override added through the API, with who added it and when."""
+
+    id: int
+    entry: LeaveEntry | Override
+    created_by: str
+    created_at: datetime
+
+
+RuntimeKind = Literal["leave", "override"]
+
+
+class Store(Protocol):
+    """Durable storage of incidents, their alerts and timeline, and runtime changes."""
+
+    async def open(self) -> None:
+        """Connect and apply pending schema migrations."""
+
+    async def close(self) -> None:
+        """Finish pending writes and disconnect."""
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailableError unless the database answers."""
+
+    async def ingest(
+        self, routed: Sequence[Routed], now: datetime, caller: str | None = None
+    ) -> list[IngestOutcome]:
+        """Fold alerts into incidents and record them (with the caller's token name), all
+        committed before returning."""
+
+    async def incidents(
+        self,
+        *,
+        status: IncidentStatus | None = None,
+        pipeline: str | None = None,
+        limit: int = 100,
+        before: int | None = None,
+    ) -> IncidentPage:
+        """Incidents newest first, filtered, at most `limit`, with ids below `before`."""
+
+    async def incident(self, incident_id: int) -> Incident | None:
+        """One incident, or None."""
+
+    async def alerts_of(self, incident_id: int) -> list[dict[str, object]]:
+        """The alerts folded into an incident, oldest first, as JSON objects."""
+
+    async def timeline(self, incident_id: int) -> list[TimelineEvent]:
+        """Everything that happened to an incident, oldest first."""
+
+    async def set_status(
+        self, incident_id: int, status: IncidentStatus, by: str, now: datetime
+    ) -> Incident | None:
+        """Acknowledge or resolve (idempotent); None when there is no such incident."""
+
+    async def open_incident_count(self) -> int:
+        """How many incidents are not resolved."""
+
+    async def add_runtime(self, entry: LeaveEntry | Override, by: str, now: datetime) -> int:
+        """Persist a leave entry or override; returns its id."""
+
+    async def delete_runtime(
+        self, kind: RuntimeKind, entry_id: int, by: str, now: datetime
+    ) -> bool:
+        """Withdraw a runtime entry (kept for the audit trail); False if there is none."""
+
+    async def runtime_entries(self, kind: RuntimeKind) -> list[RuntimeEntry]:
+        """The runtime entries of a kind that are in force (not withdrawn)."""

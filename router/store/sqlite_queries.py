@@ -1,0 +1,268 @@
+"""The SQL of the SQLite store: plain functions of a connection, run in its one thread."""
+
+from __future__ import annotations
+
+__all__ = [
+    "add_runtime",
+    "alerts_of",
+    "delete_runtime",
+    "incident",
+    "incidents",
+    "ingest",
+    "open_count",
+    "runtime_entries",
+    "set_status",
+    "timeline",
+]
+
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from datetime import datetime
+
+from router.incidents import Change, decide, describe
+from router.model import Incident, IncidentStatus, TimelineEvent
+from router.routing import Routed
+from router.store.base import IncidentPage, IngestOutcome, RuntimeEntry, RuntimeKind
+from router.store.rows import alert_json, dumps, from_text, incident_from_row, to_text
+from router.teammodel import LeaveEntry, Override
+
+_UNRESOLVED = "SELECT * FROM incidents WHERE dedup_key = ? AND status <> 'resolved'"
+
+
+def ingest(
+    conn: sqlite3.Connection, routed: Sequence[Routed], now: datetime, caller: str | None
+) -> list[IngestOutcome]:
+    """Fold each alert into its incident, in order, inside the caller's transaction."""
+    return [_ingest_one(conn, item, now, caller) for item in routed]
+
+
+def _ingest_one(
+    conn: sqlite3.Connection, routed: Routed, now: datetime, caller: str | None
+) -> IngestOutcome:
+    row = conn.execute(_UNRESOLVED, (routed.dedup_key,)).fetchone()
+    existing = incident_from_row(row) if row else None
+    change = decide(existing, routed)
+    incident = _apply(conn, change, existing, routed, now)
+    incident_id = incident.id if incident else None
+    _insert_alert(conn, incident_id, routed, now, caller)
+    if incident_id is not None:
+        data = {"source": routed.alert.source, "caller": caller}
+        kind, message = f"alert.{change.value}", describe(change, routed)
+        _note(conn, incident_id, now, kind=kind, message=message, data=data)
+    return IngestOutcome(incident, change)
+
+
+def _apply(
+    conn: sqlite3.Connection,
+    change: Change,
+    existing: Incident | None,
+    routed: Routed,
+    now: datetime,
+) -> Incident | None:
+    at, by = to_text(now), routed.alert.source
+    if change is Change.OPEN:
+        return _open(conn, routed, at)
+    if existing is None or change is Change.ORPHAN:
+        return None
+    sets = {
+        Change.REPEAT: "",
+        Change.ACKNOWLEDGE: ", status = 'acknowledged', acknowledged_at = ?, acknowledged_by = ?",
+        Change.RESOLVE: ", status = 'resolved', resolved_at = ?, resolved_by = ?",
+    }[change]
+    params = () if change is Change.REPEAT else (at, by)
+    row = conn.execute(
+        f"UPDATE incidents SET count = count + 1, updated_at = ?{sets} WHERE id = ? RETURNING *",  # noqa: S608 - fixed fragments
+        (at, *params, existing.id),
+    ).fetchone()
+    return incident_from_row(row)
+
+
+def _open(conn: sqlite3.Connection, routed: Routed, at: str) -> Incident:
+    alert = routed.alert
+    row = conn.execute(
+        """INSERT INTO incidents (dedup_key, status, pipeline, name, summary, severity, count,
+               opened_at, updated_at, escalation, source, flags)
+           VALUES (?, 'open', ?, ?, ?, ?, 1, ?, ?, ?, ?, ?) RETURNING *""",
+        (
+            routed.dedup_key,
+            alert.pipeline,
+            alert.name,
+            alert.summary,
+            alert.severity,
+            at,
+            at,
+            routed.escalation,
+            alert.source,
+            dumps(list(routed.flags)),
+        ),
+    ).fetchone()
+    return incident_from_row(row)
+
+
+def _insert_alert(
+    conn: sqlite3.Connection,
+    incident_id: int | None,
+    routed: Routed,
+    now: datetime,
+    caller: str | None,
+) -> None:
+    alert = routed.alert
+    conn.execute(
+        """INSERT INTO alerts (incident_id, received_at, source, caller, action, dedup_key,
+               pipeline, name, summary, severity, labels, details, links, starts_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        (
+            incident_id,
+            to_text(now),
+            alert.source,
+            caller,
+            alert.action,
+            routed.dedup_key,
+            alert.pipeline,
+            alert.name,
+            alert.summary,
+            alert.severity,
+            dumps(dict(alert.labels)),
+            dumps(dict(alert.details)),
+            dumps([asdict(link) for link in alert.links]),
+            to_text(alert.starts_at) if alert.starts_at else None,
+        ),
+    )
+
+
+def _note(
+    conn: sqlite3.Connection,
+    incident_id: int,
+    now: datetime,
+    *,
+    kind: str,
+    message: str,
+    data: Mapping[str, object],
+) -> None:
+    conn.execute(
+        "INSERT INTO timeline (incident_id, at, kind, message, data) VALUES (?, ?, ?, ?, ?)",
+        (incident_id, to_text(now), kind, message, dumps(data)),
+    )
+
+
+def incidents(
+    conn: sqlite3.Connection,
+    status: IncidentStatus | None,
+    pipeline: str | None,
+    limit: int,
+    before: int | None,
+) -> IncidentPage:
+    """Newest first; one extra row tells whether there is a next page."""
+    where, params = ["1 = 1"], []
+    for clause, value in (("status = ?", status), ("pipeline = ?", pipeline), ("id < ?", before)):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    rows = conn.execute(
+        f"SELECT * FROM incidents WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",  # noqa: S608 - fixed clauses
+        (*params, limit + 1),
+    ).fetchall()
+    page = [incident_from_row(row) for row in rows[:limit]]
+    return IncidentPage(page, page[-1].id if len(rows) > limit else None)
+
+
+def incident(conn: sqlite3.Connection, incident_id: int) -> Incident | None:
+    """One incident by id."""
+    row = conn.execute("SELECT * FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+    return incident_from_row(row) if row else None
+
+
+def alerts_of(conn: sqlite3.Connection, incident_id: int) -> list[dict[str, object]]:
+    """The incident's alerts, oldest first."""
+    rows = conn.execute(
+        "SELECT * FROM alerts WHERE incident_id = ? ORDER BY id", (incident_id,)
+    ).fetchall()
+    return [alert_json(row) for row in rows]
+
+
+def timeline(conn: sqlite3.Connection, incident_id: int) -> list[TimelineEvent]:
+    """The incident's timeline, oldest first."""
+    rows = conn.execute(
+        "SELECT at, kind, message, data FROM timeline WHERE incident_id = ? ORDER BY id",
+        (incident_id,),
+    ).fetchall()
+    return [
+        TimelineEvent(from_text(r["at"]), r["kind"], r["message"], json.loads(r["data"]))
+        for r in rows
+    ]
+
+
+def set_status(
+    conn: sqlite3.Connection, incident_id: int, status: IncidentStatus, by: str, now: datetime
+) -> Incident | None:
+    """Acknowledge an open incident or resolve an unresolved one; otherwise leave it be."""
+    current = incident(conn, incident_id)
+    allowed = {"acknowledged": ("open",), "resolved": ("open", "acknowledged")}
+    if current is None or current.status not in allowed.get(status, ()):
+        return current
+    column = "acknowledged" if status == "acknowledged" else "resolved"
+    row = conn.execute(
+        f"UPDATE incidents SET status = ?, updated_at = ?, {column}_at = ?, {column}_by = ? "  # noqa: S608 - fixed column
+        "WHERE id = ? RETURNING *",
+        (status, to_text(now), to_text(now), by, incident_id),
+    ).fetchone()
+    _note(
+        conn,
+        incident_id,
+        now,
+        kind=f"incident.{status}",
+        message=f"{status} by {by}",
+        data={"by": by},
+    )
+    return incident_from_row(row)
+
+
+def open_count(conn: sqlite3.Connection) -> int:
+    """Incidents not resolved."""
+    row = conn.execute("SELECT count(*) FROM incidents WHERE status <> 'resolved'").fetchone()
+    return int(row[0])
+
+
+def add_runtime(
+    conn: sqlite3.Connection, entry: LeaveEntry | Override, by: str, now: datetime
+) -> int:
+    """Persist a runtime leave entry or override."""
+    kind = "override" if isinstance(entry, Override) else "leave"
+    row = conn.execute(
+        "INSERT INTO runtime_entries (kind, entry, created_by, created_at) "
+        "VALUES (?, ?, ?, ?) RETURNING id",
+        (kind, dumps(entry.model_dump(mode="json", by_alias=True)), by, to_text(now)),
+    ).fetchone()
+    return int(row[0])
+
+
+def delete_runtime(
+    conn: sqlite3.Connection, kind: RuntimeKind, entry_id: int, by: str, now: datetime
+) -> bool:
+    """Mark a runtime entry withdrawn; the row stays for the audit trail."""
+    cursor = conn.execute(
+        "UPDATE runtime_entries SET deleted_by = ?, deleted_at = ? "
+        "WHERE id = ? AND kind = ? AND deleted_at IS NULL",
+        (by, to_text(now), entry_id, kind),
+    )
+    return cursor.rowcount == 1
+
+
+def runtime_entries(conn: sqlite3.Connection, kind: RuntimeKind) -> list[RuntimeEntry]:
+    """Runtime entries in force, oldest first (so later ones win where order matters)."""
+    rows = conn.execute(
+        "SELECT * FROM runtime_entries WHERE kind = ? AND deleted_at IS NULL ORDER BY id",
+        (kind,),
+    ).fetchall()
+    model = Override if kind == "override" else LeaveEntry
+    return [
+        RuntimeEntry(
+            int(row["id"]),
+            model.model_validate(json.loads(row["entry"])),
+            row["created_by"],
+            from_text(row["created_at"]),
+        )
+        for row in rows
+    ]
