@@ -18,7 +18,13 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import SecretStr
 
-from router.signing import SIGNATURE_HEADER, verify
+from router.signing import (
+    GRAFANA_SIGNATURE_HEADERS,
+    GRAFANA_TIMESTAMP_HEADER,
+    SIGNATURE_HEADER,
+    verify,
+    verify_grafana,
+)
 from router.web.errors import ApiError, Handler
 from router.web.keys import CLOCK, LIMITER, METRICS, SETTINGS
 
@@ -69,11 +75,18 @@ async def _authenticate(request: web.Request) -> str:
     if name is not None:
         return name
     signature = request.headers.get(SIGNATURE_HEADER)
-    if signature is None or not secrets:
+    grafana = next(
+        (request.headers[h] for h in GRAFANA_SIGNATURE_HEADERS if h in request.headers), None
+    )
+    if (signature is None and grafana is None) or not secrets:
         raise _unauthorized(request, "missing or invalid bearer token")
     body = await request.read()  # cached: the handler reads the same bytes
     now = request.app[CLOCK]().timestamp()
-    problem = verify(signature, body, secrets, now)
+    if signature is not None:
+        problem = verify(signature, body, secrets, now)
+    else:
+        stamp = request.headers.get(GRAFANA_TIMESTAMP_HEADER)
+        problem = verify_grafana(grafana or "", stamp, body, secrets, now=now)
     if problem is not None:
         raise _unauthorized(request, problem)
     return HMAC_CALLER
