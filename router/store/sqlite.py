@@ -49,6 +49,7 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
         self._queue: asyncio.Queue[tuple[Job, asyncio.Future[Any]] | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        self.commits = 0  # transactions committed: with group commit, fewer than writes
 
     async def open(self) -> None:
         """Open the file (creating its folder), apply migrations, start the writer."""
@@ -201,6 +202,8 @@ class SqliteStore:
         except StoreUnavailableError as err:
             log.error("store.commit_failed", error=str(err), batch=len(batch))
             results = [err] * len(batch)
+        else:
+            self.commits += 1
         for (_, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue  # the caller went away; its write still committed (or not) with the rest

@@ -1,0 +1,181 @@
+"""The SQLite store: folding, group commit, savepoint isolation, migrations, runtime entries."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from router.incidents import Change
+from router.model import Alert
+from router.routing import Routed
+from router.store.base import StoreUnavailableError
+from router.store.sqlite import SqliteStore
+from router.teammodel import LeaveEntry, Override
+
+NOW = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
+
+
+def _routed(key: str, action: str = "trigger", summary: str = "COGS feed has nulls") -> Routed:
+    alert = Alert(
+        source="generic",
+        action=action,  # type: ignore[arg-type]
+        name="CogsNulls",
+        summary=summary,
+        severity="critical",
+        pipeline="aggregate-profit",
+        labels={"table": "cogs"},
+        dedup_key=key,
+    )
+    return Routed(alert, None, "investor", key, ())
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = SqliteStore(tmp_path / "db" / "router.db")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def test_alerts_fold_open_repeat_resolve_then_open_anew(store: SqliteStore) -> None:
+    changes = []
+    for action in ("trigger", "trigger", "resolve", "trigger"):
+        [outcome] = await store.ingest([_routed("k1", action)], NOW)
+        changes.append(outcome.change)
+    assert changes == [Change.OPEN, Change.REPEAT, Change.RESOLVE, Change.OPEN]
+    page = await store.incidents()
+    assert [(i.status, i.count) for i in page.incidents] == [("open", 1), ("resolved", 3)]
+
+
+async def test_resolve_for_no_incident_is_recorded_but_opens_nothing(store: SqliteStore) -> None:
+    [outcome] = await store.ingest([_routed("ghost", "resolve")], NOW)
+    assert outcome.change is Change.ORPHAN
+    assert outcome.incident is None
+    assert (await store.incidents()).incidents == []
+
+
+async def test_concurrent_writes_share_commits(store: SqliteStore) -> None:
+    """Group commit: 200 concurrent alerts are all stored, in far fewer transactions."""
+    await asyncio.gather(*(store.ingest([_routed(f"k{n}")], NOW) for n in range(200)))
+    assert await store.open_incident_count() == 200
+    assert store.commits < 100
+
+
+async def test_a_failing_write_does_not_undo_the_others_in_its_batch(store: SqliteStore) -> None:
+    def broken(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO no_such_table VALUES (1)")
+
+    results = await asyncio.gather(
+        store.ingest([_routed("before")], NOW),
+        store._write(broken),  # the savepoint mechanism itself is under test
+        store.ingest([_routed("after")], NOW),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], sqlite3.OperationalError)
+    assert await store.open_incident_count() == 2
+
+
+async def test_close_commits_writes_already_queued(tmp_path: Path) -> None:
+    path = tmp_path / "router.db"
+    first = SqliteStore(path)
+    await first.open()
+    pending = [asyncio.ensure_future(first.ingest([_routed(f"q{n}")], NOW)) for n in range(50)]
+    await asyncio.sleep(0)  # let every write reach the queue (no wall-clock wait)
+    await first.close()
+    assert all(task.done() and not task.exception() for task in pending)
+    second = SqliteStore(path)
+    await second.open()
+    assert await second.open_incident_count() == 50
+    await second.close()
+
+
+async def test_migrations_run_once_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "router.db"
+    for _ in range(3):
+        store = SqliteStore(path)
+        await store.open()
+        await store.ingest([_routed("same")], NOW)
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+async def test_one_unresolved_incident_per_key_is_enforced_by_the_database(
+    store: SqliteStore,
+) -> None:
+    await store.ingest([_routed("dup")], NOW)
+
+    def second_open(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO incidents (dedup_key, status, name, summary, severity, opened_at,"
+            " updated_at, escalation, source) VALUES ('dup', 'open', 'n', 's', 'info', 'x',"
+            " 'x', 'investor', 'generic')"
+        )
+
+    with pytest.raises(sqlite3.IntegrityError):
+        await store._write(second_open)
+
+
+async def test_status_changes_are_idempotent_and_recorded(store: SqliteStore) -> None:
+    [outcome] = await store.ingest([_routed("ack")], NOW)
+    assert outcome.incident is not None
+    incident_id = outcome.incident.id
+    later = NOW + timedelta(minutes=5)
+    acked = await store.set_status(incident_id, "acknowledged", "Bob", later)
+    assert acked is not None
+    assert (acked.status, acked.acknowledged_by, acked.acknowledged_at) == (
+        "acknowledged",
+        "Bob",
+        later,
+    )
+    again = await store.set_status(incident_id, "acknowledged", "Dana", later)
+    assert again is not None
+    assert again.acknowledged_by == "Bob"
+    resolved = await store.set_status(incident_id, "resolved", "Alice", later)
+    assert resolved is not None
+    assert resolved.status == "resolved"
+    assert await store.set_status(incident_id, "acknowledged", "Bob", later) == resolved
+    kinds = [event.kind for event in await store.timeline(incident_id)]
+    assert kinds == ["alert.opened", "incident.acknowledged", "incident.resolved"]
+    assert await store.set_status(999, "resolved", "Alice", later) is None
+
+
+async def test_runtime_entries_are_added_listed_and_withdrawn(store: SqliteStore) -> None:
+    leave = LeaveEntry.model_validate({"who": "Alice", "from": "2026-12-01", "to": "2026-12-05"})
+    override = Override.model_validate(
+        {"slot": "primary", "who": "Dana", "from": "2026-12-10T09:00", "to": "2026-12-11T09:00"}
+    )
+    leave_id = await store.add_runtime(leave, "ops", NOW)
+    await store.add_runtime(override, "ops", NOW)
+    [stored] = await store.runtime_entries("leave")
+    assert (stored.id, stored.entry, stored.created_by, stored.created_at) == (
+        leave_id,
+        leave,
+        "ops",
+        NOW,
+    )
+    assert [e.entry for e in await store.runtime_entries("override")] == [override]
+    assert await store.delete_runtime("override", leave_id, "ops", NOW) is False
+    assert await store.delete_runtime("leave", leave_id, "ops", NOW) is True
+    assert await store.delete_runtime("leave", leave_id, "ops", NOW) is False
+    assert await store.runtime_entries("leave") == []
+
+
+async def test_a_closed_store_is_unavailable(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "router.db")
+    with pytest.raises(StoreUnavailableError):
+        await store.ping()
+
+
+async def test_an_unusable_path_is_unavailable_not_a_crash(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    store = SqliteStore(blocker / "router.db")
+    with pytest.raises(StoreUnavailableError):
+        await store.open()
