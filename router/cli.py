@@ -16,6 +16,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from router.config import load_team_model
 from router.errors import ConfigError
 from router.fairness import fairness
@@ -59,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     command("serve", _serve, "run the daemon")
+    test = command("send-test-alert", _send_test_alert, "send a test alert to the running router")
+    test.add_argument("pipeline", help="pipeline id (see config/pipelines.yaml)")
     check = command("check-config", _check_config, "validate the team model")
     check.add_argument("path", nargs="?", type=Path, help="file or folder (default: --config)")
     oncall = command("oncall", _oncall, "who is on call, and why")
@@ -143,6 +147,26 @@ def _fairness(args: argparse.Namespace) -> int:
         print(f"From {first} through {last} ({model.team.timezone})")
         print(fairness_table(loads))
     return 0
+
+
+def _send_test_alert(args: argparse.Namespace) -> int:
+    from router.testalert import send_test_alert  # noqa: PLC0415 - aiohttp only when needed
+
+    settings = load_settings(**({"config": args.config} if args.config else {}))
+    model = load_team_model(settings.config)
+    if model.pipeline(args.pipeline) is None:
+        known = ", ".join(p.id for p in model.pipelines)
+        raise UsageError(f"no pipeline {args.pipeline!r}; known: {known}")
+    try:
+        status, text = send_test_alert(settings, args.pipeline)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    except (OSError, aiohttp.ClientError, TimeoutError) as err:
+        where = f"{settings.host}:{settings.port}"
+        print(f"router send-test-alert: cannot reach the router at {where}: {err}", file=sys.stderr)
+        return 1
+    print(f"HTTP {status}\n{text}")
+    return 0 if status == 202 else 1
 
 
 def _serve(args: argparse.Namespace) -> int:

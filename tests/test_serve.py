@@ -142,3 +142,31 @@ def test_serve_with_a_bad_setting_exits_2_naming_it(
     assert result.returncode == 2
     assert message in result.stderr.decode()
     assert b"Traceback" not in result.stderr
+
+
+def test_send_test_alert_reaches_the_running_router_and_opens_an_incident(
+    daemon: tuple[str, subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    base, _ = daemon
+    env = {
+        **os.environ,
+        "ROUTER_PORT": base.rsplit(":", 1)[1],
+        "ROUTER_CONFIG": str(ROOT / "config"),
+        "ROUTER_INBOUND_TOKENS": json.dumps({"test": TOKEN}),
+    }
+    command = [sys.executable, "-m", "router", "send-test-alert"]
+    sent = subprocess.run(
+        [*command, "aggregate-growth"], env=env, capture_output=True, timeout=30, check=False
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.startswith(b"HTTP 202")
+    status, body = _get(f"{base}/api/v1/incidents", TOKEN)
+    assert status == 200
+    incidents = body["incidents"]
+    assert isinstance(incidents, list)
+    assert [i["pipeline"] for i in incidents] == ["aggregate-growth"]
+    unknown = subprocess.run(
+        [*command, "no-such-pipeline"], env=env, capture_output=True, timeout=30, check=False
+    )
+    assert unknown.returncode == 2
+    assert b"no pipeline 'no-such-pipeline'" in unknown.stderr
