@@ -1,0 +1,248 @@
+"""Real processes for end-to-end tests: system binaries, free ports, a `router serve` daemon.
+
+A test that needs a system service (Alertmanager, PostgreSQL, …) asks `require_binary` for
+it. On a laptop without it the test is skipped with the reason; in CI, where `.ci/run` sets
+`ROUTER_REQUIRE_SERVICES=1` and installs every service, a missing binary fails the test
+instead, so a broken install step cannot turn into a green run that tested nothing.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "REQUIRE_SERVICES",
+    "SHIPPED_CONFIG",
+    "TOKEN",
+    "RouterProcess",
+    "free_port",
+    "http_json",
+    "http_request",
+    "require_binary",
+    "wait_until",
+]
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self, TypeVar
+
+import pytest
+
+T = TypeVar("T")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_CONFIG = REPO_ROOT / "config"
+REQUIRE_SERVICES = "ROUTER_REQUIRE_SERVICES"
+TOKEN = "e2e-test-token-0123456789"
+_SYSTEM_DIRS = ("/usr/bin", "/usr/sbin")
+_POLL_INTERVAL = 0.05
+
+
+def require_binary(name: str, why: str, *, aliases: Sequence[str] = ()) -> str:
+    """The path of `name` (or of one of its `aliases`, as distributions rename binaries).
+
+    Looks on PATH, then in /usr/bin and /usr/sbin (often missing from a non-root PATH). When
+    none is found the calling test is skipped, or failed under `ROUTER_REQUIRE_SERVICES=1`.
+    """
+    system_path = os.pathsep.join(_SYSTEM_DIRS)
+    for candidate in (name, *aliases):
+        found = shutil.which(candidate) or shutil.which(candidate, path=system_path)
+        if found is not None:
+            return found
+    names = " or ".join(repr(n) for n in (name, *aliases))
+    reason = f"{names} is not installed (looked on PATH, /usr/bin, /usr/sbin): {why}"
+    if os.environ.get(REQUIRE_SERVICES) == "1":
+        pytest.fail(f"{reason}; {REQUIRE_SERVICES}=1 says this machine must have it (.ci/run)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(probe: Callable[[], T | None], *, timeout: float, what: str) -> T:
+    """Call `probe` until it returns something other than None; fail after `timeout` s.
+
+    For waiting on another process (start-up, a webhook Alertmanager sends on its own
+    schedule): the test's logic never depends on how long the wait took.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value is not None:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(_POLL_INTERVAL)
+
+
+def http_request(
+    method: str, url: str, body: object = None, token: str | None = None, timeout: float = 5
+) -> tuple[int, bytes]:
+    """One request with an optional JSON body and bearer token → (status, raw body)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def http_json(
+    method: str, url: str, body: object = None, token: str | None = None, timeout: float = 5
+) -> tuple[int, Any]:
+    """`http_request` with the answer parsed as JSON (None for an empty body)."""
+    status, raw = http_request(method, url, body, token, timeout)
+    return status, json.loads(raw) if raw.strip() else None
+
+
+class RouterProcess:
+    """`python -m router serve` as a real process on a free loopback port.
+
+    Use as a context manager: entering starts it and waits for `/healthz`, leaving kills it
+    if it still runs. Its stdout and stderr go to a file in `workdir` (a pipe nobody reads
+    would fill up and stall the daemon), readable with `log()`. The SQLite file defaults to
+    `workdir/router.db`, so two processes on one `workdir` share the database.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        config: Path = SHIPPED_CONFIG,
+        database: Path | None = None,
+        tokens: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        startup_timeout: float = 20,
+    ) -> None:
+        self.workdir = workdir
+        self.database = database if database is not None else workdir / "router.db"
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / f"router-{self.port}.log"
+        self.startup_timeout = startup_timeout
+        tokens = tokens or {"test": TOKEN}
+        self.token = next(iter(tokens.values()))
+        self._env = self._environment(config, tokens, env or {})
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def _environment(
+        self, config: Path, tokens: Mapping[str, str], extra: Mapping[str, str]
+    ) -> dict[str, str]:
+        # Settings of the developer's shell (ROUTER_*) must not leak into the daemon under test.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")}
+        return {
+            **inherited,
+            "ROUTER_HOST": "127.0.0.1",
+            "ROUTER_PORT": str(self.port),
+            "ROUTER_CONFIG": str(config),
+            "ROUTER_DATABASE_URL": f"sqlite:///{self.database.resolve()}",
+            "ROUTER_INBOUND_TOKENS": json.dumps(dict(tokens)),
+            "ROUTER_PUBLIC_URL": self.base_url,
+            "ROUTER_LOG_FORMAT": "json",
+            **extra,
+        }
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        """The running (or exited) process; only after `start()`."""
+        if self._process is None:
+            raise RuntimeError("RouterProcess.start() has not been called")
+        return self._process
+
+    def start(self) -> Self:
+        """Start the daemon and return once `/healthz` answers 200."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("wb")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "router", "serve"],
+            cwd=self.workdir,
+            env=self._env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
+        )
+        try:
+            wait_until(self._healthy, timeout=self.startup_timeout, what=f"router {self.base_url}")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _healthy(self) -> bool | None:
+        if self.process.poll() is not None:
+            self.stop()
+            pytest.fail(f"router serve exited with {self.process.returncode}:\n{self.log()}")
+        try:
+            status, _ = http_request("GET", f"{self.base_url}/healthz", timeout=1)
+        except OSError:
+            return None
+        return True if status == 200 else None
+
+    def get(self, path: str) -> tuple[int, Any]:
+        """GET `path` with the (first) bearer token."""
+        return http_json("GET", f"{self.base_url}{path}", token=self.token)
+
+    def kill9(self) -> None:
+        """SIGKILL: no shutdown hook runs, nothing is flushed; waits for the process to end."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def terminate(self, timeout: float = 15) -> int:
+        """SIGTERM, the orderly stop; returns the exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        """Kill the process if it still runs and close its log; safe to call twice."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log(self) -> str:
+        """Everything the daemon wrote to stdout and stderr so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def events(self) -> list[str]:
+        """The `event` of each JSON log line, in order."""
+        found = []
+        for line in self.log().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("event"), str):
+                found.append(record["event"])
+        return found
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
