@@ -27,6 +27,11 @@ GRAFANA_SIGNATURE_HEADERS = ("X-Grafana-Alerting-Signature", "X-Grafana-Alert-Si
 GRAFANA_TIMESTAMP_HEADER = "X-Grafana-Alerting-Signature-Timestamp"
 
 
+def _unix_seconds(text: str) -> bool:
+    """ASCII digits of a plausible length (`str.isdigit` alone accepts `²`)."""
+    return text.isascii() and text.isdigit() and len(text) <= 12
+
+
 def _digest(secret: str, timestamp: int, body: bytes) -> str:
     message = str(timestamp).encode() + b"." + body
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
@@ -44,7 +49,7 @@ def verify(
     otherwise why not, in words fit for a 401 (never a secret or a digest)."""
     fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
     stamp, offered = fields.get("t", ""), fields.get("v1", "")
-    if not stamp.isdigit() or not offered:
+    if not _unix_seconds(stamp) or not offered:
         return "malformed signature: expected t=<unix seconds>,v1=<hex>"
     timestamp = int(stamp)
     if abs(now - timestamp) > window:
@@ -69,7 +74,7 @@ def verify_grafana(
     `"{timestamp}:{body}"` when Grafana sends a timestamp header. None when valid."""
     message = body
     if timestamp is not None:
-        if not timestamp.isdigit():
+        if not _unix_seconds(timestamp):
             return "malformed Grafana signature timestamp"
         if abs(now - int(timestamp)) > window:
             return f"signature timestamp is more than {window} s from the router's clock"

@@ -21,6 +21,7 @@ __all__ = [
     "validate_body",
 ]
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -82,14 +83,26 @@ def normalize_severity(word: str | None, default: Severity = "error") -> Severit
     return _SEVERITY_WORDS.get(word.strip().lower(), default)
 
 
-def clean_text(value: Any) -> Any:
-    """Replace NUL characters, which PostgreSQL text cannot hold, throughout a JSON value."""
+MAX_DEPTH = 64
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class TooDeepError(ValueError):
+    """A JSON value nested deeper than any sender's format needs."""
+
+
+def clean_text(value: Any, depth: int = 0) -> Any:
+    """Replace NUL (which PostgreSQL text cannot hold) and lone surrogates (which UTF-8
+    cannot encode) with U+FFFD throughout a JSON value; refuse nesting past `MAX_DEPTH`."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        cleaned = value.replace("\x00", "\ufffd")
+        return cleaned if cleaned.isascii() else _SURROGATE.sub("\ufffd", cleaned)
+    if depth >= MAX_DEPTH and isinstance(value, dict | list):
+        raise TooDeepError(f"JSON nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
-        return {clean_text(k): clean_text(v) for k, v in value.items()}
+        return {clean_text(k): clean_text(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [clean_text(v) for v in value]
+        return [clean_text(v, depth + 1) for v in value]
     return value
 
 
@@ -133,6 +146,8 @@ def validate_body(model: type[BodyT], document: object) -> BodyT:
         return model.model_validate(clean_text(document))
     except ValidationError as err:
         raise shape_errors(err) from err
+    except TooDeepError as err:
+        raise InvalidAlertError([{"path": "(body)", "message": str(err)}]) from None
 
 
 def instant(value: datetime | None) -> datetime | None:

@@ -36,9 +36,10 @@ CALLER: web.RequestKey[str] = web.RequestKey("caller", str)
 
 def caller_name(tokens: Mapping[str, SecretStr], header: str | None) -> str | None:
     """The name of the token in an `Authorization: Bearer …` header, or None."""
-    if header is None or not header.startswith("Bearer "):
-        return None
-    offered = header.removeprefix("Bearer ").strip().encode()
+    scheme, _, credentials = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        return None  # the scheme name is case-insensitive (RFC 9110)
+    offered = credentials.strip().encode()
     found = None
     for name, token in tokens.items():
         # Compare against every token so timing does not tell which one nearly matched.

@@ -1,19 +1,51 @@
-"""Reading a JSON request body: 415 if it is not JSON, 413 if too large, 400 if malformed."""
+"""Reading a JSON request body: 415 if it is not JSON, 413 if too large, 400 if malformed.
+
+`decode_json` is the one door every inbound body goes through: strict UTF-8 (RFC 8259),
+no NaN or Infinity (strict JSON clients could not read them back), bounded nesting, and
+text cleaned of NUL and lone surrogates so the database can store it.
+"""
 
 from __future__ import annotations
 
-__all__ = ["read_json"]
+__all__ = ["BadJsonError", "decode_json", "read_json"]
 
 import json
 from typing import Any
 
 from aiohttp import web
 
+from router.ingest.common import TooDeepError, clean_text
 from router.web.errors import ApiError
+
+
+class BadJsonError(ValueError):
+    """The body is not JSON the router accepts; the message says why."""
 
 
 def _is_json(content_type: str) -> bool:
     return content_type == "application/json" or content_type.endswith("+json")
+
+
+def _no_constants(name: str) -> Any:
+    raise BadJsonError(f"{name} is not a JSON number")
+
+
+def decode_json(raw: bytes) -> Any:
+    """The cleaned JSON value of `raw`, or BadJsonError."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadJsonError("body is not UTF-8 text") from None
+    try:
+        return clean_text(json.loads(text, parse_constant=_no_constants))
+    except BadJsonError:
+        raise
+    except json.JSONDecodeError as err:
+        raise BadJsonError(f"body is not valid JSON: {err}") from None
+    except (TooDeepError, RecursionError):
+        raise BadJsonError("body is nested too deeply") from None
+    except ValueError as err:  # e.g. an integer longer than Python's 4300-digit limit
+        raise BadJsonError(f"body is not valid JSON: {err}") from None
 
 
 async def read_json(request: web.Request) -> Any:
@@ -21,12 +53,7 @@ async def read_json(request: web.Request) -> Any:
     if not _is_json(request.content_type):
         message = f"expected Content-Type application/json, got {request.content_type!r}"
         raise ApiError(415, "unsupported_media_type", message)
-    body = await request.read()
     try:
-        return json.loads(body)
-    except UnicodeDecodeError:
-        raise ApiError(400, "malformed_json", "body is not UTF-8 text") from None
-    except json.JSONDecodeError as err:
-        raise ApiError(400, "malformed_json", f"body is not valid JSON: {err}") from None
-    except RecursionError:
-        raise ApiError(400, "malformed_json", "body is nested too deeply") from None
+        return decode_json(await request.read())
+    except BadJsonError as err:
+        raise ApiError(400, "malformed_json", str(err)) from None

@@ -14,6 +14,7 @@ from router.web.auth import CALLER
 from router.web.body import read_json
 from router.web.errors import ApiError
 from router.web.keys import CLOCK, STORE
+from router.web.params import whole_number
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -97,7 +98,8 @@ def _incident_id(request: web.Request) -> int:
 
 
 def _whole(text: str, name: str, low: int, high: int, status: int = 400) -> int:
-    if not text.isdigit() or not low <= int(text) <= high:
+    value = whole_number(text, low, high)
+    if value is None:
         code = "not_found" if status == 404 else "bad_query"
         raise ApiError(status, code, f"{name} must be a whole number from {low} to {high}", [name])
-    return int(text)
+    return value

@@ -15,6 +15,7 @@ from router.teammodel import TeamModel
 from router.timeutil import parse_instant
 from router.web.errors import ApiError
 from router.web.keys import CLOCK, MODEL
+from router.web.params import whole_number
 from router.web.runtime import effective_entries
 
 routes = web.RouteTableDef()
@@ -58,12 +59,12 @@ async def schedule_ics(request: web.Request) -> web.Response:
 async def _spans(request: web.Request, model: TeamModel) -> list[Span]:
     first = _instant(request, "from", model)
     text = request.query.get("weeks", "4")
-    if not text.isdigit() or not 1 <= int(text) <= MAX_WEEKS:
-        raise ApiError(
-            400, "bad_query", f"weeks must be a whole number from 1 to {MAX_WEEKS}", ["weeks"]
-        )
+    weeks = whole_number(text, 1, MAX_WEEKS)
+    if weeks is None:
+        message = f"weeks must be a whole number from 1 to {MAX_WEEKS}"
+        raise ApiError(400, "bad_query", message, ["weeks"])
     leave, overrides = await effective_entries(request.app)
-    return schedule(model, *shifts_window(model, first, int(text)), leave, overrides)
+    return schedule(model, *shifts_window(model, first, weeks), leave, overrides)
 
 
 def _instant(request: web.Request, name: str, model: TeamModel) -> datetime:

@@ -11,8 +11,7 @@ __all__ = ["routes"]
 
 import dataclasses
 import hmac
-import json
-from typing import Any
+import uuid
 
 from aiohttp import web
 
@@ -20,6 +19,7 @@ from router.ingest.common import InvalidAlertError
 from router.ingest.pagerduty import parse_event
 from router.teammodel import Pipeline, TeamModel
 from router.web.auth import CALLER, caller_name
+from router.web.body import BadJsonError, decode_json
 from router.web.intake import accept
 from router.web.keys import LIMITER, METRICS, MODEL, SETTINGS
 
@@ -36,11 +36,10 @@ async def enqueue(request: web.Request) -> web.Response:
     """Trigger, acknowledge or resolve by `dedup_key`, as PagerDuty's endpoint does."""
     metrics = request.app[METRICS]
     try:
-        document: Any = json.loads(await request.read())
-        event = parse_event(document)
-    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError included
+        event = parse_event(decode_json(await request.read()))
+    except BadJsonError as err:
         metrics.alerts_rejected.labels("malformed").inc()
-        return _invalid(["Body is not valid JSON"])
+        return _invalid([str(err)])
     except InvalidAlertError as err:
         metrics.alerts_rejected.labels("invalid").inc()
         return _invalid([f"{d['path']}: {d['message']}" for d in err.details])
@@ -54,9 +53,10 @@ async def enqueue(request: web.Request) -> web.Response:
         throttled = {"status": "throttle event", "message": "Requests are arriving too quickly."}
         return web.json_response(throttled, status=429, headers={"Retry-After": str(wait)})
     request[CALLER] = request.get(CALLER) or f"pagerduty:{pipeline.id}"
-    alert = dataclasses.replace(event.alert, pipeline=pipeline.id)
-    [outcome] = await accept(request, [alert])
-    dedup_key = alert.dedup_key or (outcome.incident.dedup_key if outcome.incident else None)
+    # As PagerDuty does, a trigger without a key gets a new one: a new incident each time.
+    dedup_key = event.alert.dedup_key or f"pd:{uuid.uuid4().hex}"
+    alert = dataclasses.replace(event.alert, pipeline=pipeline.id, dedup_key=dedup_key)
+    await accept(request, [alert])
     body: dict[str, object] = {
         "status": "success",
         "message": "Event processed",

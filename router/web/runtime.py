@@ -21,10 +21,12 @@ from router.web.auth import CALLER
 from router.web.body import read_json
 from router.web.errors import ApiError
 from router.web.keys import CLOCK, MODEL, STORE
+from router.web.params import whole_number
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
 KINDS: dict[str, RuntimeKind] = {"leave": "leave", "overrides": "override"}
+MAX_ID = 2**62
 
 
 async def effective_entries(app: web.Application) -> tuple[list[LeaveEntry], list[Override]]:
@@ -69,7 +71,7 @@ async def delete_entry(request: web.Request) -> web.Response:
     """Withdraw a runtime entry; the record stays for the audit trail."""
     kind = KINDS[request.match_info["kind"]]
     text = request.match_info["id"]
-    entry_id = int(text) if text.isdigit() else 0
+    entry_id = whole_number(text, 1, MAX_ID) or 0
     deleted = await request.app[STORE].delete_runtime(
         kind, entry_id, request[CALLER], request.app[CLOCK]()
     )
