@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "ConfigProblem", "RouterError"]
+__all__ = [
+    "ConfigError",
+    "ConfigProblem",
+    "DeliveryError",
+    "PermanentDeliveryError",
+    "RouterError",
+    "TransientDeliveryError",
+]
 
 from dataclasses import dataclass
 
@@ -34,3 +41,22 @@ class ConfigError(RouterError):
     def lines(self) -> list[str]:
         """One human-readable line per problem, prefixed by the file or folder."""
         return [f"{problem.file or self.source}: {problem}" for problem in self.problems]
+
+
+class DeliveryError(RouterError):
+    """A notification could not be delivered; says to whom and over which channel."""
+
+
+class TransientDeliveryError(DeliveryError):
+    """Worth retrying (5xx, 408, 429, timeout, refused connection, SMTP 4xx).
+
+    `retry_after` is the receiver's own `Retry-After`, in seconds, when it gave one.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Retrying cannot help (4xx other than 408/429, SMTP 5xx, a bad address)."""

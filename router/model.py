@@ -13,6 +13,8 @@ __all__ = [
     "Incident",
     "IncidentStatus",
     "Link",
+    "Notification",
+    "NotificationStatus",
     "Severity",
     "TimelineEvent",
 ]
@@ -121,3 +123,48 @@ class TimelineEvent:
 
 def _iso(instant: datetime | None) -> str | None:
     return None if instant is None else instant.isoformat()
+
+
+NotificationStatus = Literal["pending", "sending", "sent", "dead"]
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One page to one recipient over one channel: a row of the outbox."""
+
+    id: int
+    incident_id: int
+    event: str
+    step: int
+    round: int
+    recipient: str
+    recipient_kind: Literal["member", "channel"]
+    channel: Literal["email", "webhook"]
+    reasons: tuple[str, ...]
+    idempotency_key: str
+    status: NotificationStatus
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    sent_at: datetime | None = None
+    last_error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The notification object of an incident's `notifications` list."""
+        return {
+            "id": self.id,
+            "event": self.event,
+            "step": self.step,
+            "round": self.round,
+            "recipient": self.recipient,
+            "recipient_kind": self.recipient_kind,
+            "channel": self.channel,
+            "status": self.status,
+            "attempts": self.attempts,
+            "next_attempt_at": _iso(self.next_attempt_at),
+            "created_at": _iso(self.created_at),
+            "sent_at": _iso(self.sent_at),
+            "last_error": self.last_error,
+            "idempotency_key": self.idempotency_key,
+            "reasons": list(self.reasons),
+        }

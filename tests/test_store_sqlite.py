@@ -14,6 +14,7 @@ from router.incidents import Change
 from router.model import Alert
 from router.routing import Routed
 from router.store.base import StoreUnavailableError
+from router.store.migrations import MIGRATIONS
 from router.store.sqlite import SqliteStore
 from router.teammodel import LeaveEntry, Override
 
@@ -102,7 +103,8 @@ async def test_migrations_run_once_across_restarts(tmp_path: Path) -> None:
         await store.ingest([_routed("same")], NOW)
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        applied = conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+        assert applied == [(version,) for version, _ in MIGRATIONS]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 

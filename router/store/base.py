@@ -6,16 +6,27 @@ transaction commits. Implementations: `router.store.sqlite` (embedded default).
 
 from __future__ import annotations
 
-__all__ = ["IncidentPage", "IngestOutcome", "RuntimeEntry", "Store", "StoreUnavailableError"]
+__all__ = [
+    "Delivery",
+    "DeliveryOutcome",
+    "IncidentPage",
+    "IngestOutcome",
+    "OutboxStats",
+    "Planner",
+    "RuntimeEntry",
+    "Store",
+    "StoreUnavailableError",
+]
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from router.errors import RouterError
 from router.incidents import Change
-from router.model import Incident, IncidentStatus, TimelineEvent
+from router.model import Incident, IncidentStatus, Link, Notification, TimelineEvent
+from router.paging import StepPlan
 from router.routing import Routed
 from router.teammodel import LeaveEntry, Override
 
@@ -51,6 +62,60 @@ class RuntimeEntry:
 
 
 RuntimeKind = Literal["leave", "override"]
+Planner = Callable[[Incident, Routed], StepPlan]
+"""Plans a new incident's first step; called inside the transaction that opens it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A claimed notification with what rendering needs: the incident and its latest alert."""
+
+    notification: Notification
+    incident: Incident
+    labels: Mapping[str, str] = field(default_factory=dict)
+    links: tuple[Link, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """What one delivery attempt came to. `counted=False`: deferred, not an attempt."""
+
+    notification: Notification
+    result: Literal["sent", "retry", "dead"]
+    at: datetime
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+    counted: bool = True
+
+    def describe(self) -> str:
+        """The timeline's sentence."""
+        n = self.notification
+        what = f"{n.channel} to {n.recipient} ({n.event}, attempt {n.attempts})"
+        if self.result == "sent":
+            return f"{what}: delivered"
+        when = f", next attempt {self.next_attempt_at.isoformat()}" if self.next_attempt_at else ""
+        verdict = "dead-lettered" if self.result == "dead" else "failed"
+        return f"{what}: {verdict}: {self.error}{when}"
+
+    def data(self) -> dict[str, object]:
+        """The timeline event's fields."""
+        n = self.notification
+        return {
+            "notification": n.id,
+            "channel": n.channel,
+            "recipient": n.recipient,
+            "attempt": n.attempts,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """Notifications not yet delivered, the oldest one's age, and dead letters."""
+
+    depth: int
+    oldest_age_seconds: float | None
+    dead: int
 
 
 class Store(Protocol):
@@ -66,10 +131,15 @@ class Store(Protocol):
         """Raise StoreUnavailableError unless the database answers."""
 
     async def ingest(
-        self, routed: Sequence[Routed], now: datetime, caller: str | None = None
+        self,
+        routed: Sequence[Routed],
+        now: datetime,
+        caller: str | None = None,
+        planner: Planner | None = None,
     ) -> list[IngestOutcome]:
-        """Fold alerts into incidents and record them (with the caller's token name), all
-        committed before returning."""
+        """Fold alerts into incidents and record them (with the caller's token name); a new
+        incident's first notifications (from `planner`) and a resolved incident's "resolved"
+        notifications are created in the same transaction. Returns once committed."""
 
     async def incidents(
         self,
@@ -108,3 +178,21 @@ class Store(Protocol):
 
     async def runtime_entries(self, kind: RuntimeKind) -> list[RuntimeEntry]:
         """The runtime entries of a kind that are in force (not withdrawn)."""
+
+    async def claim_deliveries(self, now: datetime, limit: int, lease: timedelta) -> list[Delivery]:
+        """Lease due notifications, and those whose lease expired, for delivery."""
+
+    async def record_delivery(self, outcome: DeliveryOutcome) -> None:
+        """Store an attempt's outcome and its timeline event."""
+
+    async def notifications_of(self, incident_id: int) -> list[Notification]:
+        """An incident's notifications, oldest first."""
+
+    async def outbox_stats(self, now: datetime) -> OutboxStats:
+        """Depth, oldest undelivered age, dead letters."""
+
+    async def dead_letters(self, limit: int) -> list[Notification]:
+        """The most recent dead-lettered notifications."""
+
+    async def meta_secret(self, key: str) -> str:
+        """An install-wide random secret (created on first use)."""

@@ -75,4 +75,34 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        2,
+        """
+        -- The outbox: one row per page, written in the transaction that decided it.
+        CREATE TABLE notifications (
+            id INTEGER PRIMARY KEY,
+            incident_id INTEGER NOT NULL REFERENCES incidents (id),
+            event TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            round INTEGER NOT NULL DEFAULT 1,
+            recipient TEXT NOT NULL,
+            recipient_kind TEXT NOT NULL CHECK (recipient_kind IN ('member', 'channel')),
+            channel TEXT NOT NULL CHECK (channel IN ('email', 'webhook')),
+            reasons TEXT NOT NULL DEFAULT '[]',
+            idempotency_key TEXT NOT NULL UNIQUE,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'dead')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            lease_until TEXT,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            sent_at TEXT
+        );
+        CREATE INDEX notifications_due ON notifications (status, next_attempt_at);
+        CREATE INDEX notifications_by_incident ON notifications (incident_id, id);
+
+        -- Install-wide values such as the key that signs one-click ack links.
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """,
+    ),
 )

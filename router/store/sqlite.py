@@ -14,19 +14,24 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
 
-from router.model import Incident, IncidentStatus, TimelineEvent
+from router.model import Incident, IncidentStatus, Notification, TimelineEvent
 from router.routing import Routed
+from router.store import sqlite_outbox as outbox
 from router.store import sqlite_queries as q
 from router.store.base import (
+    Delivery,
+    DeliveryOutcome,
     IncidentPage,
     IngestOutcome,
+    OutboxStats,
+    Planner,
     RuntimeEntry,
     RuntimeKind,
     StoreUnavailableError,
@@ -72,13 +77,48 @@ class SqliteStore:
         await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
 
     async def ingest(
-        self, routed: Sequence[Routed], now: datetime, caller: str | None = None
+        self,
+        routed: Sequence[Routed],
+        now: datetime,
+        caller: str | None = None,
+        planner: Planner | None = None,
     ) -> list[IngestOutcome]:
-        """Fold alerts into incidents; returns once committed."""
-        result: list[IngestOutcome] = await self._write(
-            partial(q.ingest, routed=routed, now=now, caller=caller)
-        )
+        """Fold alerts into incidents (and plan first pages); returns once committed."""
+        job = partial(q.ingest, routed=routed, now=now, caller=caller, planner=planner)
+        result: list[IngestOutcome] = await self._write(job)
         return result
+
+    async def claim_deliveries(self, now: datetime, limit: int, lease: timedelta) -> list[Delivery]:
+        """Lease due notifications for delivery."""
+        job = partial(outbox.claim, now=now, limit=limit, lease=lease)
+        claimed: list[Delivery] = await self._write(job)
+        return claimed
+
+    async def record_delivery(self, outcome: DeliveryOutcome) -> None:
+        """Store a delivery attempt's outcome."""
+        await self._write(partial(outbox.record, outcome=outcome))
+
+    async def notifications_of(self, incident_id: int) -> list[Notification]:
+        """An incident's notifications."""
+        found: list[Notification] = await self._read(
+            partial(outbox.notifications_of, incident_id=incident_id)
+        )
+        return found
+
+    async def outbox_stats(self, now: datetime) -> OutboxStats:
+        """Depth, oldest undelivered age, dead letters."""
+        stats: OutboxStats = await self._read(partial(outbox.outbox_stats, now=now))
+        return stats
+
+    async def dead_letters(self, limit: int) -> list[Notification]:
+        """Recent dead letters."""
+        found: list[Notification] = await self._read(partial(outbox.dead_letters, limit=limit))
+        return found
+
+    async def meta_secret(self, key: str) -> str:
+        """An install-wide secret, created on first use."""
+        value: str = await self._write(partial(outbox.meta_secret, key=key))
+        return value
 
     async def incidents(
         self,

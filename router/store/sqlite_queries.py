@@ -17,29 +17,38 @@ __all__ = [
 
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 
 from router.incidents import Change, decide, describe
 from router.model import Incident, IncidentStatus, TimelineEvent
 from router.routing import Routed
-from router.store.base import IncidentPage, IngestOutcome, RuntimeEntry, RuntimeKind
+from router.store.base import IncidentPage, IngestOutcome, Planner, RuntimeEntry, RuntimeKind
 from router.store.rows import alert_json, dumps, from_text, incident_from_row, to_text
+from router.store.sqlite_outbox import insert_plan, insert_resolved, note
 from router.teammodel import LeaveEntry, Override
 
 _UNRESOLVED = "SELECT * FROM incidents WHERE dedup_key = ? AND status <> 'resolved'"
 
 
 def ingest(
-    conn: sqlite3.Connection, routed: Sequence[Routed], now: datetime, caller: str | None
+    conn: sqlite3.Connection,
+    routed: Sequence[Routed],
+    now: datetime,
+    caller: str | None,
+    planner: Planner | None,
 ) -> list[IngestOutcome]:
     """Fold each alert into its incident, in order, inside the caller's transaction."""
-    return [_ingest_one(conn, item, now, caller) for item in routed]
+    return [_ingest_one(conn, item, now, caller, planner) for item in routed]
 
 
 def _ingest_one(
-    conn: sqlite3.Connection, routed: Routed, now: datetime, caller: str | None
+    conn: sqlite3.Connection,
+    routed: Routed,
+    now: datetime,
+    caller: str | None,
+    planner: Planner | None,
 ) -> IngestOutcome:
     row = conn.execute(_UNRESOLVED, (routed.dedup_key,)).fetchone()
     existing = incident_from_row(row) if row else None
@@ -50,7 +59,11 @@ def _ingest_one(
     if incident_id is not None:
         data = {"source": routed.alert.source, "caller": caller}
         kind, message = f"alert.{change.value}", describe(change, routed)
-        _note(conn, incident_id, now, kind=kind, message=message, data=data)
+        note(conn, incident_id, now, kind=kind, message=message, data=data)
+    if incident is not None and change is Change.OPEN and planner is not None:
+        insert_plan(conn, incident, planner(incident, routed), now)
+    if incident is not None and change is Change.RESOLVE:
+        insert_resolved(conn, incident, now)
     return IngestOutcome(incident, change)
 
 
@@ -132,21 +145,6 @@ def _insert_alert(
     )
 
 
-def _note(
-    conn: sqlite3.Connection,
-    incident_id: int,
-    now: datetime,
-    *,
-    kind: str,
-    message: str,
-    data: Mapping[str, object],
-) -> None:
-    conn.execute(
-        "INSERT INTO timeline (incident_id, at, kind, message, data) VALUES (?, ?, ?, ?, ?)",
-        (incident_id, to_text(now), kind, message, dumps(data)),
-    )
-
-
 def incidents(
     conn: sqlite3.Connection,
     status: IncidentStatus | None,
@@ -208,15 +206,12 @@ def set_status(
         "WHERE id = ? RETURNING *",
         (status, to_text(now), to_text(now), by, incident_id),
     ).fetchone()
-    _note(
-        conn,
-        incident_id,
-        now,
-        kind=f"incident.{status}",
-        message=f"{status} by {by}",
-        data={"by": by},
-    )
-    return incident_from_row(row)
+    message = f"{status} by {by}"
+    note(conn, incident_id, now, kind=f"incident.{status}", message=message, data={"by": by})
+    changed = incident_from_row(row)
+    if status == "resolved":
+        insert_resolved(conn, changed, now)
+    return changed
 
 
 def open_count(conn: sqlite3.Connection) -> int:

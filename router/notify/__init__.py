@@ -1,0 +1,1 @@
+"""Paging: rendering messages and the channels that send them (email, webhook)."""
