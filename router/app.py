@@ -4,32 +4,41 @@ from __future__ import annotations
 
 __all__ = ["create_app", "run"]
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from aiohttp import web
 
 from router import __version__
+from router.acklinks import AckSigner
 from router.config import config_digest, load_team_model
+from router.delivery import LinkMaker
 from router.logs import configure_logging
 from router.metrics import Metrics
+from router.notify.email import SmtpSender
+from router.notify.webhook import WebhookSender
+from router.outbox import Outbox, RetryPolicy, Senders
 from router.settings import Settings
 from router.store import Store, StoreUnavailableError, open_store
 from router.teammodel import TeamModel
-from router.web import health, incidents, intake, oncall, pagerduty, runtime
+from router.web import ack, health, incidents, intake, oncall, pagerduty, runtime
 from router.web.auth import auth_middleware
 from router.web.errors import Handler, error_middleware
 from router.web.keys import (
+    ACK_SIGNER,
     CLOCK,
     CONFIG_DIGEST,
     LIMITER,
     METRICS,
     MODEL,
+    OUTBOX,
     SETTINGS,
     STARTED,
     STORE,
+    WEBHOOKS,
     Clock,
 )
 from router.web.ratelimit import RateLimiter
@@ -46,9 +55,12 @@ def create_app(
     model: TeamModel | None = None,
     clock: Clock = _utc_now,
     store: Store | None = None,
+    *,
+    deliver_in_background: bool = True,
 ) -> web.Application:
     """The router's application. `model` defaults to the team model at `settings.config`,
-    `store` to the one `ROUTER_DATABASE_URL` names; the app opens and closes it."""
+    `store` to the one `ROUTER_DATABASE_URL` names; the app opens and closes it. Tests that
+    drive delivery themselves (`app[OUTBOX].deliver_due()`) turn the background loop off."""
     app = web.Application(
         middlewares=[_timing_middleware, error_middleware, auth_middleware()],
         client_max_size=settings.max_body_bytes,
@@ -61,16 +73,61 @@ def create_app(
     app[STORE] = store if store is not None else open_store(settings.database_url)
     app[METRICS] = Metrics()
     app[LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    app[ACK_SIGNER] = AckSigner()
+    app[WEBHOOKS] = WebhookSender()
+    app[OUTBOX] = _outbox(app)
     app.cleanup_ctx.append(_store_lifecycle)
-    for module in (health, oncall, intake, pagerduty, incidents, runtime):
+    app.cleanup_ctx.append(_webhook_lifecycle)
+    if deliver_in_background:
+        app.cleanup_ctx.append(_outbox_lifecycle)
+    for module in (health, oncall, intake, pagerduty, incidents, runtime, ack):
         app.add_routes(module.routes)
     return app
 
 
+def _outbox(app: web.Application) -> Outbox:
+    settings = app[SETTINGS]
+    secrets = settings.hmac_secrets()
+    return Outbox(
+        app[STORE],
+        Senders(SmtpSender.from_settings(settings), app[WEBHOOKS]),
+        model=lambda: app[MODEL],
+        links=LinkMaker(settings.public_url, app[ACK_SIGNER]),
+        hmac_secret=secrets[0] if secrets else None,
+        clock=app[CLOCK],
+        metrics=app[METRICS],
+        policy=RetryPolicy(
+            max_attempts=settings.delivery_max_attempts,
+            max_age=timedelta(seconds=settings.delivery_max_age_seconds),
+        ),
+    )
+
+
 async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
     await app[STORE].open()
+    app[ACK_SIGNER].set_key(await app[STORE].meta_secret("ack_link_key"))
     yield
     await app[STORE].close()
+
+
+async def _webhook_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    await app[WEBHOOKS].start()
+    yield
+    await app[WEBHOOKS].close()
+
+
+async def _outbox_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """Deliver in the background; on shutdown the pass in flight finishes (or its lease
+    expires and the next start delivers it again with the same idempotency key)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(app[OUTBOX].run(stop), name="outbox")
+    yield
+    stop.set()
+    app[OUTBOX].wake()
+    try:
+        await asyncio.wait_for(task, app[SETTINGS].drain_timeout_seconds)
+    except TimeoutError:
+        log.warning("outbox.drain_timeout", seconds=app[SETTINGS].drain_timeout_seconds)
 
 
 @web.middleware

@@ -45,6 +45,32 @@ class Metrics:
             "Incidents not yet resolved.",
             registry=self.registry,
         )
+        self.notifications = Counter(
+            "router_notifications",
+            "Delivery attempts by channel and result (sent, retried, dead).",
+            ["channel", "result"],
+            registry=self.registry,
+        )
+        self.delivery_seconds = Histogram(
+            "router_notification_delivery_seconds",
+            "From the notification's creation to its delivery.",
+            ["channel"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+            registry=self.registry,
+        )
+        self.outbox_depth = Gauge(
+            "router_outbox_depth", "Notifications not yet delivered.", registry=self.registry
+        )
+        self.outbox_oldest_seconds = Gauge(
+            "router_outbox_oldest_undelivered_seconds",
+            "Age of the oldest notification not yet delivered (0 when none).",
+            registry=self.registry,
+        )
+        self.dead_letters = Gauge(
+            "router_notifications_dead_letters",
+            "Notifications that exhausted their retry budget.",
+            registry=self.registry,
+        )
         self.request_duration = Histogram(
             "router_http_request_duration_seconds",
             "HTTP request latency, by route, method and status.",

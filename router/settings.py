@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     rate_limit_per_second: float = Field(default=100.0, ge=0)
     rate_limit_burst: int = Field(default=1000, ge=1)
+    delivery_max_attempts: int = Field(default=8, ge=1, le=100)
+    delivery_max_age_seconds: float = Field(default=3600, gt=0)
+    drain_timeout_seconds: float = Field(default=10, gt=0)
     log_format: Literal["json", "console"] | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

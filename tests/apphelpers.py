@@ -77,6 +77,7 @@ def build_app(
         settings(database, **changes),
         model if model is not None else load_team_model(CONFIG),
         clock=clock if clock is not None else FakeClock(),
+        deliver_in_background=False,  # these tests are about intake, not delivery
     )
 
 

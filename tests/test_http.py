@@ -37,7 +37,7 @@ def _app(database: Path, tokens: dict[str, str] | None = None) -> web.Applicatio
         database_url=f"sqlite:///{database / 'router.db'}",
     )
     model = load_team_model(ROOT / "config")
-    return create_app(settings, model, clock=lambda: NOW)
+    return create_app(settings, model, clock=lambda: NOW, deliver_in_background=False)
 
 
 @pytest.fixture

@@ -62,8 +62,9 @@ class RuntimeEntry:
 
 
 RuntimeKind = Literal["leave", "override"]
-Planner = Callable[[Incident, Routed], StepPlan]
-"""Plans a new incident's first step; called inside the transaction that opens it."""
+Planner = Callable[[Incident, Routed, Sequence[LeaveEntry], Sequence[Override]], StepPlan]
+"""Plans a new incident's first step, given the runtime leave and overrides in force; called
+inside the transaction that opens the incident."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,7 +61,11 @@ def _ingest_one(
         kind, message = f"alert.{change.value}", describe(change, routed)
         note(conn, incident_id, now, kind=kind, message=message, data=data)
     if incident is not None and change is Change.OPEN and planner is not None:
-        insert_plan(conn, incident, planner(incident, routed), now)
+        leave = [e.entry for e in runtime_entries(conn, "leave") if isinstance(e.entry, LeaveEntry)]
+        overrides = [
+            e.entry for e in runtime_entries(conn, "override") if isinstance(e.entry, Override)
+        ]
+        insert_plan(conn, incident, planner(incident, routed, leave, overrides), now)
     if incident is not None and change is Change.RESOLVE:
         insert_resolved(conn, incident, now)
     return IngestOutcome(incident, change)

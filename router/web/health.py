@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = ["routes"]
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -13,7 +14,16 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from router import __version__
 from router.oncall import resolve
 from router.store.base import StoreUnavailableError
-from router.web.keys import CLOCK, CONFIG_DIGEST, METRICS, MODEL, SETTINGS, STARTED, STORE
+from router.web.keys import (
+    CLOCK,
+    CONFIG_DIGEST,
+    METRICS,
+    MODEL,
+    OUTBOX,
+    SETTINGS,
+    STARTED,
+    STORE,
+)
 from router.web.runtime import effective_entries
 
 routes = web.RouteTableDef()
@@ -56,15 +66,33 @@ async def status(request: web.Request) -> web.Response:
         "oncall": oncall.to_json(model),
         "oncall_gap": oncall.primary is None,
         "incidents": {"open": await app[STORE].open_incident_count()},
+        "outbox": await _outbox_status(app, now),
     }
     return web.json_response(body)
+
+
+async def _outbox_status(app: web.Application, now: datetime) -> dict[str, Any]:
+    stats = await app[STORE].outbox_stats(now)
+    dead = await app[STORE].dead_letters(10)
+    return {
+        "depth": stats.depth,
+        "oldest_undelivered_age_seconds": stats.oldest_age_seconds,
+        "dead_letters": stats.dead,
+        "recent_dead_letters": [{**n.to_json(), "incident_id": n.incident_id} for n in dead],
+        "last_delivery": app[OUTBOX].last_result,
+    }
 
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format."""
     app = request.app
-    app[METRICS].incidents_open.set(await app[STORE].open_incident_count())
+    metrics_ = app[METRICS]
+    metrics_.incidents_open.set(await app[STORE].open_incident_count())
+    stats = await app[STORE].outbox_stats(app[CLOCK]())
+    metrics_.outbox_depth.set(stats.depth)
+    metrics_.outbox_oldest_seconds.set(stats.oldest_age_seconds or 0)
+    metrics_.dead_letters.set(stats.dead)
     return web.Response(
         body=app[METRICS].exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )

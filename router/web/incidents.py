@@ -13,7 +13,7 @@ from router.model import IncidentStatus
 from router.web.auth import CALLER
 from router.web.body import read_json
 from router.web.errors import ApiError
-from router.web.keys import CLOCK, STORE
+from router.web.keys import CLOCK, OUTBOX, STORE
 from router.web.params import whole_number
 
 log = structlog.get_logger(__name__)
@@ -53,7 +53,7 @@ async def get_incident(request: web.Request) -> web.Response:
         raise ApiError(404, "not_found", f"no incident {incident_id}")
     body: dict[str, Any] = incident.to_json()
     body["alerts"] = await store.alerts_of(incident_id)
-    body["notifications"] = []  # paging (the outbox) records its deliveries here
+    body["notifications"] = [n.to_json() for n in await store.notifications_of(incident_id)]
     body["timeline"] = [event.to_json() for event in await store.timeline(incident_id)]
     return web.json_response(body)
 
@@ -76,6 +76,7 @@ async def _set_status(request: web.Request, status: IncidentStatus) -> web.Respo
     incident = await request.app[STORE].set_status(incident_id, status, by, request.app[CLOCK]())
     if incident is None:
         raise ApiError(404, "not_found", f"no incident {incident_id}")
+    request.app[OUTBOX].wake()
     log.info(f"incident.{status}", incident=incident_id, by=by, status=incident.status)
     return web.json_response(incident.to_json())
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 __all__ = [
+    "ACK_SIGNER",
     "CLOCK",
     "CONFIG_DIGEST",
     "LIMITER",
     "METRICS",
     "MODEL",
+    "OUTBOX",
     "SETTINGS",
     "STARTED",
     "STORE",
+    "WEBHOOKS",
     "Clock",
 ]
 
@@ -19,7 +22,10 @@ from datetime import datetime
 
 from aiohttp import web
 
+from router.acklinks import AckSigner
 from router.metrics import Metrics
+from router.notify.webhook import WebhookSender
+from router.outbox import Outbox
 from router.settings import Settings
 from router.store.base import Store
 from router.teammodel import TeamModel
@@ -35,3 +41,6 @@ STARTED = web.AppKey("started", datetime)
 STORE: web.AppKey[Store] = web.AppKey("store")
 METRICS = web.AppKey("metrics", Metrics)
 LIMITER = web.AppKey("limiter", RateLimiter)
+ACK_SIGNER = web.AppKey("ack_signer", AckSigner)
+OUTBOX = web.AppKey("outbox", Outbox)
+WEBHOOKS = web.AppKey("webhooks", WebhookSender)

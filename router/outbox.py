@@ -1,0 +1,242 @@
+"""The one place that retries: claim due notifications, deliver, record, schedule the next try.
+
+Channels only send and classify failures. Here a transient failure is retried with
+exponential backoff and jitter (tenacity's wait strategy) inside a per-notification budget
+of attempts and age; the next attempt's time is stored, not slept on, so it survives a
+restart. A destination that keeps failing is slowed: a circuit breaker defers its work and
+a per-destination limit caps concurrent sends, so one dead webhook cannot starve the rest.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CircuitBreaker", "Outbox", "RetryPolicy", "Senders"]
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import structlog
+import tenacity
+
+from router.delivery import Destination, LinkMaker, build, context, destination
+from router.errors import PermanentDeliveryError, TransientDeliveryError
+from router.metrics import Metrics
+from router.notify.message import EmailMessage, WebhookMessage
+from router.store.base import Delivery, DeliveryOutcome, Store, StoreUnavailableError
+from router.teammodel import TeamModel
+
+log = structlog.get_logger(__name__)
+
+
+class EmailSender(Protocol):
+    """Sends one email or raises a Transient/PermanentDeliveryError."""
+
+    async def send(self, message: EmailMessage) -> None: ...
+
+
+class WebhookPoster(Protocol):
+    """Posts one webhook or raises a Transient/PermanentDeliveryError."""
+
+    async def send(self, message: WebhookMessage, now: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Senders:
+    """The channels the outbox delivers through."""
+
+    email: EmailSender
+    webhook: WebhookPoster
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Per-notification budget, and the backoff between attempts."""
+
+    max_attempts: int = 8
+    max_age: timedelta = timedelta(hours=1)
+    lease: timedelta = timedelta(seconds=60)
+    initial: float = 1.0
+    maximum: float = 300.0
+    jitter: float = 1.0
+
+    def next_attempt(
+        self, attempts: int, created: datetime, now: datetime, retry_after: float | None
+    ) -> datetime | None:
+        """When to try again after `attempts` failed attempts, or None when out of budget."""
+        if attempts >= self.max_attempts or now - created >= self.max_age:
+            return None
+        wait = tenacity.wait_exponential_jitter(self.initial, self.maximum, jitter=self.jitter)
+        state = tenacity.RetryCallState(tenacity.Retrying(), None, (), {})
+        state.attempt_number = attempts
+        delay = max(wait(state), retry_after or 0.0)
+        return now + timedelta(seconds=delay)
+
+
+@dataclass(slots=True)
+class CircuitBreaker:
+    """After `threshold` consecutive failures a destination rests for `cooldown`."""
+
+    threshold: int = 5
+    cooldown: timedelta = timedelta(seconds=30)
+    _failures: dict[str, int] = field(default_factory=dict)
+    _open_until: dict[str, datetime] = field(default_factory=dict)
+
+    def open_until(self, key: str, now: datetime) -> datetime | None:
+        """When the destination may be tried again, if it is resting now."""
+        until = self._open_until.get(key)
+        return until if until is not None and until > now else None
+
+    def succeeded(self, key: str) -> None:
+        """A delivery went through: the destination is healthy."""
+        self._failures.pop(key, None)
+        self._open_until.pop(key, None)
+
+    def failed(self, key: str, now: datetime) -> None:
+        """A transient failure; opens the breaker at the threshold."""
+        self._failures[key] = self._failures.get(key, 0) + 1
+        if self._failures[key] >= self.threshold:
+            self._open_until[key] = now + self.cooldown
+
+
+class Outbox:
+    """Delivers what the store has due, one pass at a time (`deliver_due`) or forever (`run`)."""
+
+    def __init__(
+        self,
+        store: Store,
+        senders: Senders,
+        *,
+        model: Callable[[], TeamModel],
+        links: LinkMaker,
+        hmac_secret: str | None,
+        clock: Callable[[], datetime],
+        metrics: Metrics,
+        policy: RetryPolicy | None = None,
+        batch: int = 64,
+        per_destination: int = 4,
+    ) -> None:
+        self.store = store
+        self.senders = senders
+        self.model = model
+        self.links = links
+        self.hmac_secret = hmac_secret
+        self.clock = clock
+        self.metrics = metrics
+        self.policy = policy or RetryPolicy()
+        self.batch = batch
+        self.per_destination = per_destination
+        self.breaker = CircuitBreaker()
+        self._limits: dict[str, asyncio.Semaphore] = {}
+        self.last_result: dict[str, dict[str, object]] = {}  # per channel, for /status
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """New notifications were stored: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event, poll: float = 0.5) -> None:
+        """Deliver until `stop` is set; the pass in flight finishes first."""
+        while not stop.is_set():
+            try:
+                delivered = await self.deliver_due()
+            except StoreUnavailableError as err:
+                log.error("outbox.store_unavailable", error=str(err))
+                delivered = 0
+            if delivered:
+                continue
+            self._wake.clear()
+            waiters = [asyncio.ensure_future(e.wait()) for e in (stop, self._wake)]
+            await asyncio.wait(waiters, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def deliver_due(self) -> int:
+        """Claim what is due now, deliver it concurrently, record every outcome."""
+        claimed = await self.store.claim_deliveries(self.clock(), self.batch, self.policy.lease)
+        await asyncio.gather(*(self._deliver(delivery) for delivery in claimed))
+        return len(claimed)
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        model = self.model()
+        try:
+            target = destination(model, delivery, self.hmac_secret)
+        except PermanentDeliveryError as err:
+            await self._record(delivery, "dead", str(err))
+            return
+        resting = self.breaker.open_until(target.key, self.clock())
+        if resting is not None:
+            outcome = DeliveryOutcome(
+                delivery.notification,
+                "retry",
+                self.clock(),
+                "destination is resting after repeated failures",
+                resting,
+                counted=False,
+            )
+            await self.store.record_delivery(outcome)
+            return
+        async with self._limit(target.key):
+            await self._attempt(model, delivery, target)
+
+    async def _attempt(self, model: TeamModel, delivery: Delivery, target: Destination) -> None:
+        now = self.clock()
+        n = delivery.notification
+        message = build(context(model, delivery, self.links, now), target, n.idempotency_key)
+        try:
+            if isinstance(message, EmailMessage):
+                await self.senders.email.send(message)
+            else:
+                await self.senders.webhook.send(message, now.timestamp())
+        except TransientDeliveryError as err:
+            self.breaker.failed(target.key, self.clock())
+            later = self.policy.next_attempt(
+                n.attempts, n.created_at, self.clock(), err.retry_after
+            )
+            await self._record(delivery, "dead" if later is None else "retry", str(err), later)
+        except PermanentDeliveryError as err:
+            await self._record(delivery, "dead", str(err))
+        else:
+            self.breaker.succeeded(target.key)
+            await self._record(delivery, "sent")
+
+    async def _record(
+        self,
+        delivery: Delivery,
+        result: str,
+        error: str | None = None,
+        later: datetime | None = None,
+    ) -> None:
+        n = delivery.notification
+        now = self.clock()
+        outcome = DeliveryOutcome(n, result, now, error, later)  # type: ignore[arg-type]
+        await self.store.record_delivery(outcome)
+        label = {"sent": "sent", "retry": "retried", "dead": "dead"}[result]
+        self.last_result[n.channel] = {
+            "at": now.isoformat(),
+            "result": label,
+            "recipient": n.recipient,
+            "incident": n.incident_id,
+            "error": error,
+        }
+        self.metrics.notifications.labels(n.channel, label).inc()
+        if result == "sent":
+            self.metrics.delivery_seconds.labels(n.channel).observe(
+                (now - n.created_at).total_seconds()
+            )
+        log_event = {"sent": log.info, "retry": log.warning, "dead": log.error}[result]
+        log_event(
+            f"notification.{label}",
+            incident=n.incident_id,
+            notification=n.id,
+            channel=n.channel,
+            recipient=n.recipient,
+            attempt=n.attempts,
+            error=error,
+        )
+
+    def _limit(self, key: str) -> asyncio.Semaphore:
+        if key not in self._limits:
+            self._limits[key] = asyncio.Semaphore(self.per_destination)
+        return self._limits[key]

@@ -1,0 +1,654 @@
+"""The delivery channels against real servers on loopback: an aiosmtpd SMTP server for email,
+`aiohttp_server` receivers for webhooks. Each test pins how one outcome is classified:
+delivered, TransientDeliveryError (the outbox retries) or PermanentDeliveryError (it does not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email
+import email.policy
+import email.utils
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from email.message import EmailMessage as MimeMessage
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
+
+from router import __version__
+from router.errors import PermanentDeliveryError, TransientDeliveryError
+from router.notify.email import SmtpSender, message_id
+from router.notify.message import EmailMessage, WebhookMessage
+from router.notify.webhook import WebhookSender
+from router.settings import Settings
+from router.signing import verify
+
+from services import free_port
+
+NOW = 1_790_000_000.0  # a fixed instant (2026-09-21), unix seconds
+KEY = "incident-7/incident.triggered/round-1/step-1/member:Alice/email"
+SECRET = "webhook-secret-do-not-print"
+PASSWORD = "smtp-password-do-not-print"
+
+MakeServer = Callable[[web.Application], Awaitable[TestServer]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Email: an aiosmtpd server in its own thread, one per test
+
+
+class Collector:
+    """An SMTP server's handler that accepts every message and keeps its envelope."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Envelope] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:  # noqa: N802
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+
+class RefuseRecipient(Collector):
+    """Answers every RCPT TO with a fixed reply (the message never gets to DATA)."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__()
+        self.reply = reply
+
+    async def handle_RCPT(  # noqa: N802
+        self, server: Any, session: Any, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        return self.reply
+
+
+class RefuseData(Collector):
+    """Accepts the envelope and answers the message content with a fixed reply."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__()
+        self.reply = reply
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:  # noqa: N802
+        return self.reply
+
+
+SmtpServer = Callable[..., Controller]
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """Start `Controller(handler, **options)` on a free 127.0.0.1 port; stopped after the test."""
+    started: list[Controller] = []
+
+    def start(handler: Collector, **options: Any) -> Controller:
+        controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **options)
+        controller.start()
+        started.append(controller)
+        return controller
+
+    yield start
+    for controller in started:
+        controller.stop()
+
+
+def _sender(controller: Controller, **changes: Any) -> SmtpSender:
+    options: dict[str, Any] = {
+        "username": None,
+        "password": None,
+        "starttls": False,
+        "sender": "Pipeline Alerts <alerts@router.example>",
+        "timeout": 5.0,
+    }
+    options.update(changes)
+    return SmtpSender(controller.hostname, controller.port, **options)
+
+
+def _email(**changes: Any) -> EmailMessage:
+    fields: dict[str, Any] = {
+        "to": "alice@example.com",
+        "subject": "[FIRING] Aggregate profit (investors): COGS feed is late",
+        "text": "Aggregate profit is failing.\nRunbook: check the COGS table.\n",
+        "html": "<p>Aggregate profit is <b>failing</b>.</p>",
+        "idempotency_key": KEY,
+    }
+    fields.update(changes)
+    return EmailMessage(**fields)
+
+
+def _parsed(envelope: Envelope) -> MimeMessage:
+    assert envelope.original_content is not None
+    parsed = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+    assert isinstance(parsed, MimeMessage)
+    return parsed
+
+
+def _received(collector: Collector) -> MimeMessage:
+    assert len(collector.envelopes) == 1
+    return _parsed(collector.envelopes[0])
+
+
+async def test_email_arrives_with_headers_both_parts_and_a_message_id_from_the_key(
+    smtp_server: SmtpServer,
+) -> None:
+    collector = Collector()
+    await _sender(smtp_server(collector)).send(_email())
+
+    envelope = collector.envelopes[0]
+    assert envelope.mail_from == "alerts@router.example"
+    assert envelope.rcpt_tos == ["alice@example.com"]
+    mail = _received(collector)
+    assert mail["Subject"] == "[FIRING] Aggregate profit (investors): COGS feed is late"
+    assert mail["From"] == "Pipeline Alerts <alerts@router.example>"
+    assert mail["To"] == "alice@example.com"
+    assert mail["Date"] is not None
+    assert mail["Message-ID"] == message_id(KEY, "router.example")
+    # A long header is folded at 78 columns; a key without spaces moves whole to the
+    # continuation line, which Python's parser reports with the leading fold whitespace.
+    assert mail["X-Router-Idempotency-Key"].strip() == KEY
+    assert mail["Auto-Submitted"] == "auto-generated"
+    assert mail.get_content_type() == "multipart/alternative"
+    text = mail.get_body(preferencelist=("plain",))
+    html = mail.get_body(preferencelist=("html",))
+    assert text is not None
+    assert html is not None
+    assert (
+        text.get_content() == "Aggregate profit is failing.\r\nRunbook: check the COGS table.\r\n"
+    )
+    assert html.get_content().strip() == "<p>Aggregate profit is <b>failing</b>.</p>"
+
+
+async def test_a_redelivery_has_the_same_message_id_and_another_page_a_different_one(
+    smtp_server: SmtpServer,
+) -> None:
+    collector = Collector()
+    sender = _sender(smtp_server(collector))
+    await sender.send(_email())
+    await sender.send(_email())
+    await sender.send(_email(idempotency_key=KEY.replace("step-1", "step-2")))
+
+    ids = [_parsed(envelope)["Message-ID"] for envelope in collector.envelopes]
+    assert ids[0] == ids[1]
+    assert ids[2] != ids[0]
+    assert ids[0].startswith("<incident-7/incident=2Etriggered/")
+
+
+async def test_a_line_break_in_the_subject_cannot_add_a_header_or_a_recipient(
+    smtp_server: SmtpServer,
+) -> None:
+    collector = Collector()
+    subject = "[FIRING] Orders: disk full\r\nBcc: x@y\nX-Injected: 1\x00\u2028end"
+    await _sender(smtp_server(collector)).send(_email(subject=subject))
+
+    assert collector.envelopes[0].rcpt_tos == ["alice@example.com"]
+    mail = _received(collector)
+    assert "Bcc" not in mail
+    assert "X-Injected" not in mail
+    assert mail["Subject"] == "[FIRING] Orders: disk full Bcc: x@y X-Injected: 1 end"
+
+
+async def test_a_non_ascii_subject_and_body_arrive_intact(smtp_server: SmtpServer) -> None:
+    collector = Collector()
+    await _sender(smtp_server(collector)).send(
+        _email(subject="[FIRING] Zoë's pipeline — ✓ late", text="Grüße\n", html="<p>Grüße</p>")
+    )
+    mail = _received(collector)
+    assert mail["Subject"] == "[FIRING] Zoë's pipeline — ✓ late"
+    body = mail.get_body(preferencelist=("plain",))
+    assert body is not None
+    assert body.get_content() == "Grüße\r\n"  # SMTP line endings
+
+
+async def test_smtp_login_is_used_when_a_username_is_given(smtp_server: SmtpServer) -> None:
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+        assert isinstance(data, LoginPassword)
+        logins.append((data.login, data.password))
+        return AuthResult(success=data.password == PASSWORD.encode(), handled=False)
+
+    collector = Collector()
+    controller = smtp_server(collector, authenticator=authenticator, auth_require_tls=False)
+    await _sender(controller, username="router", password=PASSWORD).send(_email())
+
+    assert logins == [(b"router", PASSWORD.encode())]
+    assert len(collector.envelopes) == 1
+
+
+async def test_smtp_authentication_failure_is_permanent_and_does_not_show_the_password(
+    smtp_server: SmtpServer,
+) -> None:
+    def authenticator(*args: Any) -> Any:
+        return AuthResult(success=False, handled=False)  # handled=False: server says 535
+
+    controller = smtp_server(Collector(), authenticator=authenticator, auth_require_tls=False)
+    sender = _sender(controller, username="router", password=PASSWORD)
+    with pytest.raises(PermanentDeliveryError, match="authentication failed") as caught:
+        await sender.send(_email())
+    assert "535" in str(caught.value)
+    assert PASSWORD not in str(caught.value)
+    assert PASSWORD not in repr(sender)
+
+
+async def test_smtp_550_on_rcpt_is_permanent_and_names_server_and_recipient(
+    smtp_server: SmtpServer,
+) -> None:
+    controller = smtp_server(RefuseRecipient("550 No such user"))
+    with pytest.raises(PermanentDeliveryError) as caught:
+        await _sender(controller).send(_email())
+    message = str(caught.value)
+    assert "550 No such user" in message
+    assert "alice@example.com" in message
+    assert f"127.0.0.1:{controller.port}" in message
+
+
+async def test_smtp_451_on_rcpt_is_transient(smtp_server: SmtpServer) -> None:
+    controller = smtp_server(RefuseRecipient("451 try later"))
+    with pytest.raises(TransientDeliveryError, match="451 try later"):
+        await _sender(controller).send(_email())
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        ("452 Insufficient system storage", TransientDeliveryError),
+        ("554 Message rejected as spam", PermanentDeliveryError),
+    ],
+)
+async def test_smtp_reply_to_the_message_content_is_classified_by_its_code(
+    smtp_server: SmtpServer, reply: str, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match=reply):
+        await _sender(smtp_server(RefuseData(reply))).send(_email())
+
+
+async def test_smtp_starttls_configured_but_not_offered_is_permanent_never_plain_text(
+    smtp_server: SmtpServer,
+) -> None:
+    collector = Collector()
+    controller = smtp_server(collector)
+    with pytest.raises(PermanentDeliveryError, match="STARTTLS"):
+        await _sender(controller, starttls=True).send(_email())
+    assert collector.envelopes == []
+
+
+async def test_smtp_connection_refused_is_transient() -> None:
+    with pytest.raises(TransientDeliveryError, match="connection failed"):
+        await _plain_sender(free_port()).send(_email())
+
+
+StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+RawServer = Callable[[StreamHandler], Awaitable[int]]
+
+
+@pytest.fixture
+async def raw_server() -> AsyncIterator[RawServer]:
+    """Start a bare TCP server on 127.0.0.1 running `handler` per connection; returns its
+    port. At teardown unfinished handlers are cancelled and every connection is closed, so no
+    socket outlives the test."""
+    handlers: list[asyncio.Task[None]] = []
+    servers: list[asyncio.Server] = []
+
+    async def start(handler: StreamHandler) -> int:
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await handler(reader, writer)
+            finally:
+                writer.close()
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()
+
+        def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            handlers.append(asyncio.ensure_future(run(reader, writer)))
+
+        server = await asyncio.start_server(connected, "127.0.0.1", 0)
+        servers.append(server)
+        port: int = server.sockets[0].getsockname()[1]
+        return port
+
+    yield start
+    for task in handlers:
+        task.cancel()
+    await asyncio.gather(*handlers, return_exceptions=True)
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+
+
+def _plain_sender(port: int, timeout: float = 5.0) -> SmtpSender:
+    return SmtpSender(
+        "127.0.0.1",
+        port,
+        username=None,
+        password=None,
+        starttls=False,
+        sender="a@b.c",
+        timeout=timeout,
+    )
+
+
+async def test_smtp_server_that_never_greets_times_out_as_transient(
+    raw_server: RawServer,
+) -> None:
+    never = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await never.wait()
+
+    port = await raw_server(silent)
+    started = time.monotonic()
+    with pytest.raises(TransientDeliveryError, match="timed out"):
+        await _plain_sender(port, timeout=0.5).send(_email())
+    assert time.monotonic() - started < 5
+
+
+async def test_smtp_server_that_hangs_up_after_the_greeting_is_transient(
+    raw_server: RawServer,
+) -> None:
+    async def rude(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 ready\r\n")
+        await reader.readline()  # the EHLO, then hang up without answering
+
+    port = await raw_server(rude)
+    with pytest.raises(TransientDeliveryError, match="connection failed"):
+        await _plain_sender(port).send(_email())
+
+
+@pytest.mark.parametrize("to", ["not an address", "alice@example.com\r\nRCPT TO:<x@y>", ""])
+async def test_an_unusable_recipient_address_is_permanent(smtp_server: SmtpServer, to: str) -> None:
+    collector = Collector()
+    with pytest.raises(PermanentDeliveryError):
+        await _sender(smtp_server(collector)).send(_email(to=to))
+    assert collector.envelopes == []
+
+
+def test_smtp_sender_from_settings_takes_every_smtp_setting() -> None:
+    settings = Settings(
+        smtp_host="mail.example",
+        smtp_port=587,
+        smtp_username="router",
+        smtp_password=PASSWORD,
+        smtp_starttls=True,
+        smtp_from="alerts@example.com",
+    )
+    sender = SmtpSender.from_settings(settings)
+    assert (sender.host, sender.port, sender.username) == ("mail.example", 587, "router")
+    assert sender.starttls is True
+    assert sender.sender == "alerts@example.com"
+    assert sender.timeout == 10
+    assert PASSWORD not in repr(sender)
+
+
+# ---------------------------------------------------------------------------------------------
+# Webhooks: aiohttp receivers on loopback
+
+
+@pytest.fixture
+async def webhooks() -> AsyncIterator[WebhookSender]:
+    async with WebhookSender() as sender:
+        yield sender
+
+
+def _hook(url: str, secret: str | None = SECRET) -> WebhookMessage:
+    body = json.dumps({"event": "incident.triggered", "incident": {"id": 7}}).encode()
+    return WebhookMessage(url=url, body=body, idempotency_key=KEY, secret=secret)
+
+
+CALLS = web.AppKey("calls", list[str])
+
+
+def _answering(status: int, headers: dict[str, str] | None = None) -> web.Application:
+    """A receiver that answers every POST /hook with `status`, counting requests."""
+
+    async def hook(request: web.Request) -> web.Response:
+        request.app[CALLS].append(request.path)
+        return web.Response(status=status, text=f"answer {status}", headers=headers)
+
+    app = web.Application()
+    app[CALLS] = []
+    app.router.add_post("/hook", hook)
+    return app
+
+
+async def test_webhook_posts_the_body_with_signature_idempotency_key_and_user_agent(
+    aiohttp_server: MakeServer, webhooks: WebhookSender
+) -> None:
+    received: list[tuple[bytes, dict[str, str]]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append((await request.read(), dict(request.headers)))
+        return web.Response(status=202)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    server = await aiohttp_server(app)
+    message = _hook(str(server.make_url("/hook")))
+    await webhooks.send(message, now=NOW)
+
+    body, headers = received[0]
+    assert body == message.body
+    assert headers["Content-Type"] == "application/json"
+    assert headers["User-Agent"] == f"pipeline-alert-router/{__version__}"
+    assert headers["Idempotency-Key"] == KEY
+    assert headers["X-Router-Signature"].startswith(f"t={int(NOW)},v1=")
+    assert verify(headers["X-Router-Signature"], body, [SECRET], now=NOW) is None
+    assert verify(headers["X-Router-Signature"], body, ["another"], now=NOW) is not None
+
+
+async def test_webhook_without_a_secret_is_sent_unsigned(
+    aiohttp_server: MakeServer, webhooks: WebhookSender
+) -> None:
+    seen: list[str | None] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("X-Router-Signature"))
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    server = await aiohttp_server(app)
+    await webhooks.send(_hook(str(server.make_url("/hook")), secret=None), now=NOW)
+    assert seen == [None]
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (500, TransientDeliveryError),
+        (502, TransientDeliveryError),
+        (503, TransientDeliveryError),
+        (408, TransientDeliveryError),
+        (425, TransientDeliveryError),
+        (429, TransientDeliveryError),
+        (400, PermanentDeliveryError),
+        (401, PermanentDeliveryError),
+        (404, PermanentDeliveryError),
+        (410, PermanentDeliveryError),
+        (422, PermanentDeliveryError),
+    ],
+)
+async def test_webhook_status_is_classified(
+    aiohttp_server: MakeServer, webhooks: WebhookSender, status: int, error: type[Exception]
+) -> None:
+    server = await aiohttp_server(_answering(status))
+    with pytest.raises(error, match=f"answered {status}: answer {status}"):
+        await webhooks.send(_hook(str(server.make_url("/hook"))), now=NOW)
+
+
+async def test_webhook_429_retry_after_seconds_is_passed_on(
+    aiohttp_server: MakeServer, webhooks: WebhookSender
+) -> None:
+    server = await aiohttp_server(_answering(429, {"Retry-After": "2"}))
+    with pytest.raises(TransientDeliveryError) as caught:
+        await webhooks.send(_hook(str(server.make_url("/hook"))), now=NOW)
+    assert caught.value.retry_after == 2
+
+
+async def test_webhook_503_retry_after_http_date_is_seconds_from_now(
+    aiohttp_server: MakeServer, webhooks: WebhookSender
+) -> None:
+    later = email.utils.formatdate(NOW + 90, usegmt=True)
+    server = await aiohttp_server(_answering(503, {"Retry-After": later}))
+    with pytest.raises(TransientDeliveryError) as caught:
+        await webhooks.send(_hook(str(server.make_url("/hook"))), now=NOW)
+    assert caught.value.retry_after == 90
+
+
+async def test_webhook_500_has_no_retry_after(
+    aiohttp_server: MakeServer, webhooks: WebhookSender
+) -> None:
+    server = await aiohttp_server(_answering(500, {"Retry-After": "30"}))
+    with pytest.raises(TransientDeliveryError) as caught:
+        await webhooks.send(_hook(str(server.make_url("/hook"))), now=NOW)
+    assert caught.value.retry_after is None
+
+
+async def test_webhook_error_quotes_at_most_a_bounded_part_of_a_huge_body(
+    aiohttp_server: MakeServer, webhooks: WebhookSender
+) -> None:
+    async def hook(request: web.Request) -> web.Response:
+        return web.Response(status=400, body=b"x" * (1024 * 1024))
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    server = await aiohttp_server(app)
+    with pytest.raises(PermanentDeliveryError) as caught:
+        await webhooks.send(_hook(str(server.make_url("/hook"))), now=NOW)
+    assert len(str(caught.value)) < 1000
+
+
+async def test_webhook_receiver_that_never_answers_times_out_as_transient(
+    aiohttp_server: MakeServer,
+) -> None:
+    never = asyncio.Event()
+
+    async def hook(request: web.Request) -> web.Response:
+        await never.wait()
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    server = await aiohttp_server(app)
+    started = time.monotonic()
+    async with WebhookSender(timeout=aiohttp.ClientTimeout(total=0.5)) as sender:
+        with pytest.raises(TransientDeliveryError, match="timed out"):
+            await sender.send(_hook(str(server.make_url("/hook"))), now=NOW)
+    assert time.monotonic() - started < 5
+
+
+async def test_webhook_connection_refused_is_transient(webhooks: WebhookSender) -> None:
+    with pytest.raises(TransientDeliveryError, match="Cannot connect"):
+        await webhooks.send(_hook(f"http://127.0.0.1:{free_port()}/hook"), now=NOW)
+
+
+@pytest.mark.parametrize(
+    "url", ["not a url", "ftp://127.0.0.1/hook", "http:///hook", "/relative/hook", ""]
+)
+async def test_webhook_invalid_url_is_permanent(webhooks: WebhookSender, url: str) -> None:
+    with pytest.raises(PermanentDeliveryError):
+        await webhooks.send(_hook(url), now=NOW)
+
+
+def _redirecting(status: int, location: Callable[[], str]) -> web.Application:
+    """POST /old answers `status` with Location `location()`; POST /hook answers 200."""
+
+    async def old(request: web.Request) -> web.Response:
+        request.app[CALLS].append(request.path)
+        return web.Response(status=status, headers={"Location": location()})
+
+    async def hook(request: web.Request) -> web.Response:
+        assert request.method == "POST"
+        assert await request.read() == _hook("").body
+        assert request.headers["Idempotency-Key"] == KEY
+        request.app[CALLS].append(request.path)
+        return web.Response(status=200)
+
+    app = web.Application()
+    app[CALLS] = []
+    app.router.add_post("/old", old)
+    app.router.add_post("/hook", hook)
+    return app
+
+
+@pytest.mark.parametrize("status", [307, 308])
+async def test_webhook_follows_307_and_308_to_the_same_host_with_the_same_post(
+    aiohttp_server: MakeServer, webhooks: WebhookSender, status: int
+) -> None:
+    app = _redirecting(status, lambda: "/hook")
+    server = await aiohttp_server(app)
+    await webhooks.send(_hook(str(server.make_url("/old"))), now=NOW)
+    assert app[CALLS] == ["/old", "/hook"]
+
+
+@pytest.mark.parametrize("status", [301, 302, 303])
+async def test_webhook_redirect_that_would_become_a_get_is_permanent(
+    aiohttp_server: MakeServer, webhooks: WebhookSender, status: int
+) -> None:
+    app = _redirecting(status, lambda: "/hook")
+    server = await aiohttp_server(app)
+    with pytest.raises(PermanentDeliveryError, match=f"answered {status}"):
+        await webhooks.send(_hook(str(server.make_url("/old"))), now=NOW)
+    assert app[CALLS] == ["/old"]
+
+
+async def test_webhook_307_to_another_host_is_refused_and_nothing_is_sent_there(
+    aiohttp_server: MakeServer, webhooks: WebhookSender
+) -> None:
+    elsewhere_app = _answering(200)
+    elsewhere = await aiohttp_server(elsewhere_app)  # same address, another port
+    app = _redirecting(307, lambda: str(elsewhere.make_url("/hook")))
+    server = await aiohttp_server(app)
+    with pytest.raises(PermanentDeliveryError, match="redirect to another host refused"):
+        await webhooks.send(_hook(str(server.make_url("/old"))), now=NOW)
+    assert app[CALLS] == ["/old"]
+    assert elsewhere_app[CALLS] == []
+
+
+async def test_webhook_redirect_loop_stops_after_three_follows(
+    aiohttp_server: MakeServer, webhooks: WebhookSender
+) -> None:
+    app = _redirecting(307, lambda: "/old")
+    server = await aiohttp_server(app)
+    with pytest.raises(PermanentDeliveryError, match="more than 3 redirects"):
+        await webhooks.send(_hook(str(server.make_url("/old"))), now=NOW)
+    assert app[CALLS] == ["/old"] * 4
+
+
+async def test_webhook_errors_never_show_the_secret_the_userinfo_the_path_or_the_query(
+    aiohttp_server: MakeServer, webhooks: WebhookSender
+) -> None:
+    server = await aiohttp_server(_answering(500))
+    base = server.make_url("/hook")
+    url = f"http://user:pa55word@{base.host}:{base.port}/hook?token=qu3ry"
+    with pytest.raises(TransientDeliveryError) as caught:
+        await webhooks.send(_hook(url), now=NOW)
+    refused = f"http://user:pa55word@127.0.0.1:{free_port()}/T000/B000/pathsecret?token=qu3ry"
+    with pytest.raises(TransientDeliveryError) as refused_caught:
+        await webhooks.send(_hook(refused), now=NOW)
+    for error in (caught.value, refused_caught.value):
+        text = str(error)
+        for secret in (SECRET, "pa55word", "user", "qu3ry", "pathsecret"):
+            assert secret not in text
+        assert error.__cause__ is None  # aiohttp's exceptions print the whole URL
+    assert f"http://127.0.0.1:{base.port}/…" in str(caught.value)
+
+
+async def test_webhook_sender_starts_lazily_and_closes_its_one_session(
+    aiohttp_server: MakeServer,
+) -> None:
+    server = await aiohttp_server(_answering(200))
+    sender = WebhookSender()
+    await sender.send(_hook(str(server.make_url("/hook"))), now=NOW)
+    session = sender._session
+    await sender.send(_hook(str(server.make_url("/hook"))), now=NOW)
+    assert sender._session is session
+    await sender.close()
+    assert session is not None
+    assert session.closed
