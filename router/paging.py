@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from router.model import Incident
 from router.notify.message import Event
 from router.oncall import NOBODY, OnCall, resolve
 from router.teammodel import LeaveEntry, Override, Pipeline, TeamModel
@@ -34,12 +35,14 @@ class Planned:
     channel: ChannelType
     reasons: tuple[str, ...]
 
-    def idempotency_key(self, incident_id: int, round_: int = 1) -> str:
+    def idempotency_key(self, incident: Incident, round_: int = 1) -> str:
         """The same page always has the same key: receivers drop a redelivery, and the
-        database refuses to create it twice."""
+        database refuses to create it twice. The opening time keeps keys unique even if a
+        new database numbers its incidents from 1 again."""
+        opened = incident.opened_at.strftime("%Y%m%dT%H%M%S%f")
         who = f"{self.recipient_kind}:{self.recipient}"
         where = f"round-{round_}/step-{self.step}/{who}/{self.channel}"
-        return f"incident-{incident_id}/{self.event}/{where}"
+        return f"incident-{incident.id}-{opened}/{self.event}/{where}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,7 @@ def insert_plan(
     """Create a step's notifications (a key already present is not created twice)."""
     created = 0
     for planned in plan.notifications:
-        created += _insert(conn, incident.id, planned, now, round_)
+        created += _insert(conn, incident, planned, now, round_)
     for text in plan.notes:
         note(conn, incident.id, now, kind="escalation.note", message=text, data={})
     if plan.notifications:
@@ -62,8 +62,9 @@ def insert_plan(
 
 
 def _insert(
-    conn: sqlite3.Connection, incident_id: int, planned: Planned, now: datetime, round_: int
+    conn: sqlite3.Connection, incident: Incident, planned: Planned, now: datetime, round_: int
 ) -> int:
+    incident_id = incident.id
     cursor = conn.execute(
         """INSERT INTO notifications (incident_id, event, step, round, recipient, recipient_kind,
                channel, reasons, idempotency_key, status, next_attempt_at, created_at)
@@ -78,7 +79,7 @@ def _insert(
             planned.recipient_kind,
             planned.channel,
             dumps(list(planned.reasons)),
-            planned.idempotency_key(incident_id, round_),
+            planned.idempotency_key(incident, round_),
             to_text(now),
             to_text(now),
         ),
@@ -105,7 +106,7 @@ def insert_resolved(conn: sqlite3.Connection, incident: Incident, now: datetime)
         )
         for row in rows
     ]
-    return sum(_insert(conn, incident.id, p, now, 1) for p in planned)
+    return sum(_insert(conn, incident, p, now, 1) for p in planned)
 
 
 def claim(conn: sqlite3.Connection, now: datetime, limit: int, lease: timedelta) -> list[Delivery]:
