@@ -99,6 +99,7 @@ def _outbox(app: web.Application) -> Outbox:
         policy=RetryPolicy(
             max_attempts=settings.delivery_max_attempts,
             max_age=timedelta(seconds=settings.delivery_max_age_seconds),
+            lease=timedelta(seconds=settings.delivery_lease_seconds),
         ),
     )
 

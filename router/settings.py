@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=1000, ge=1)
     delivery_max_attempts: int = Field(default=8, ge=1, le=100)
     delivery_max_age_seconds: float = Field(default=3600, gt=0)
+    delivery_lease_seconds: float = Field(default=60, gt=0)
     drain_timeout_seconds: float = Field(default=10, gt=0)
     log_format: Literal["json", "console"] | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"

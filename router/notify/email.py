@@ -112,8 +112,8 @@ def _by_code(code: int, what: str) -> DeliveryError:
 def _recipients_refused(err: aiosmtplib.SMTPRecipientsRefused, where: str) -> DeliveryError:
     refusals = [f"{r.recipient}: {r.code} {_server_text(r.message)}" for r in err.recipients]
     what = f"{where}: recipient refused ({'; '.join(refusals)})"
-    # RFC 5321 4.5.3.1.10: a 552 on RCPT means "too many recipients / mailbox full for now"
-    # and clients should treat it as 452. Any temporary refusal makes the whole send retryable.
+    # RFC 5321 4.5.3.1.10: older servers answer RCPT with 552 for "too many recipients";
+    # clients should treat it as 452. Any temporary refusal makes the whole send retryable.
     temporary = [r for r in err.recipients if r.code < 500 or r.code == 552]
     if temporary or not err.recipients:
         return TransientDeliveryError(what)
