@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import structlog
 from aiohttp import web
 
@@ -74,7 +75,7 @@ def create_app(
     app[METRICS] = Metrics()
     app[LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app[ACK_SIGNER] = AckSigner()
-    app[WEBHOOKS] = WebhookSender()
+    app[WEBHOOKS] = WebhookSender(_webhook_timeout(settings.webhook_timeout_seconds))
     app[OUTBOX] = _outbox(app)
     app.cleanup_ctx.append(_store_lifecycle)
     app.cleanup_ctx.append(_webhook_lifecycle)
@@ -85,12 +86,20 @@ def create_app(
     return app
 
 
+def _webhook_timeout(total: float) -> aiohttp.ClientTimeout:
+    """Seconds, not aiohttp's default five minutes: a hung receiver must not hold a page."""
+    return aiohttp.ClientTimeout(total=total, connect=min(3.0, total), sock_read=total)
+
+
 def _outbox(app: web.Application) -> Outbox:
     settings = app[SETTINGS]
     secrets = settings.hmac_secrets()
     return Outbox(
         app[STORE],
-        Senders(SmtpSender.from_settings(settings), app[WEBHOOKS]),
+        Senders(
+            SmtpSender.from_settings(settings, timeout=settings.smtp_timeout_seconds),
+            app[WEBHOOKS],
+        ),
         model=lambda: app[MODEL],
         links=LinkMaker(settings.public_url, app[ACK_SIGNER]),
         hmac_secret=secrets[0] if secrets else None,

@@ -125,7 +125,7 @@ def _iso(instant: datetime | None) -> str | None:
     return None if instant is None else instant.isoformat()
 
 
-NotificationStatus = Literal["pending", "sending", "sent", "dead"]
+NotificationStatus = Literal["pending", "sending", "sent", "dead", "cancelled"]
 
 
 @dataclass(frozen=True, slots=True)

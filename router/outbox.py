@@ -144,6 +144,10 @@ class Outbox:
             except StoreUnavailableError as err:
                 log.error("outbox.store_unavailable", error=str(err))
                 delivered = 0
+            except Exception:
+                # The loop must outlive any one bug: a dead outbox pages nobody.
+                log.exception("outbox.pass_failed")
+                delivered = 0
             if delivered:
                 continue
             self._wake.clear()
@@ -159,6 +163,20 @@ class Outbox:
         return len(claimed)
 
     async def _deliver(self, delivery: Delivery) -> None:
+        """One notification; an unexpected error dead-letters it, never the whole pass."""
+        try:
+            await self._deliver_checked(delivery)
+        except StoreUnavailableError:
+            raise  # the lease expires and the notification is retried: nothing is lost
+        except Exception as err:
+            log.exception("notification.unexpected_error", notification=delivery.notification.id)
+            await self._record(delivery, "dead", f"unexpected error: {type(err).__name__}: {err}")
+
+    async def _deliver_checked(self, delivery: Delivery) -> None:
+        if _moot(delivery):
+            status = delivery.incident.status
+            await self._record(delivery, "cancelled", f"the incident is {status}")
+            return
         model = self.model()
         try:
             target = destination(model, delivery, self.hmac_secret)
@@ -178,6 +196,14 @@ class Outbox:
             await self.store.record_delivery(outcome)
             return
         async with self._limit(target.key):
+            # The claim was made for the whole batch; waiting for this destination's turn
+            # may have outlasted it. Renew it, or leave the page to whoever holds it now.
+            until = self.clock() + self.policy.lease
+            if not await self.store.renew_lease(
+                delivery.notification.id, delivery.lease_until, until
+            ):
+                log.warning("notification.lease_lost", notification=delivery.notification.id)
+                return
             await self._attempt(model, delivery, target)
 
     async def _attempt(self, model: TeamModel, delivery: Delivery, target: Destination) -> None:
@@ -212,7 +238,9 @@ class Outbox:
         now = self.clock()
         outcome = DeliveryOutcome(n, result, now, error, later)  # type: ignore[arg-type]
         await self.store.record_delivery(outcome)
-        label = {"sent": "sent", "retry": "retried", "dead": "dead"}[result]
+        label = {"sent": "sent", "retry": "retried", "dead": "dead", "cancelled": "cancelled"}[
+            result
+        ]
         self.last_result[n.channel] = {
             "at": now.isoformat(),
             "result": label,
@@ -225,7 +253,12 @@ class Outbox:
             self.metrics.delivery_seconds.labels(n.channel).observe(
                 (now - n.created_at).total_seconds()
             )
-        log_event = {"sent": log.info, "retry": log.warning, "dead": log.error}[result]
+        log_event = {
+            "sent": log.info,
+            "retry": log.warning,
+            "dead": log.error,
+            "cancelled": log.info,
+        }[result]
         log_event(
             f"notification.{label}",
             incident=n.incident_id,
@@ -240,3 +273,10 @@ class Outbox:
         if key not in self._limits:
             self._limits[key] = asyncio.Semaphore(self.per_destination)
         return self._limits[key]
+
+
+def _moot(delivery: Delivery) -> bool:
+    """A page asking for action is not sent once the incident is acknowledged or resolved
+    (resolve ends it; a late FIRING could reopen it in a downstream pager)."""
+    asks_action = delivery.notification.event in {"incident.triggered", "incident.escalated"}
+    return asks_action and delivery.incident.status != "open"

@@ -67,7 +67,9 @@ def _duration(value: object) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration), PlainSerializer(format_duration)]
-Name = Annotated[str, Field(min_length=1)]
+# Names end up in headers and subjects: no control characters, no surrounding space.
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+ChannelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _TARGET = re.compile(r"(oncall:(primary|backup)|owner:(primary|secondary)|(person|channel):.+)")
 
@@ -315,7 +317,7 @@ class TeamModel(_Frozen):
     pipelines: list[Pipeline] = Field(min_length=1)
     runbooks: dict[str, Runbook] = Field(default_factory=dict)
     escalation_policies: dict[str, EscalationPolicy] = Field(min_length=1)
-    channels: dict[str, Channel] = Field(default_factory=dict)
+    channels: dict[ChannelName, Channel] = Field(default_factory=dict)
     routing: Routing
 
     @property

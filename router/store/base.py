@@ -73,6 +73,7 @@ class Delivery:
 
     notification: Notification
     incident: Incident
+    lease_until: datetime
     labels: Mapping[str, str] = field(default_factory=dict)
     links: tuple[Link, ...] = ()
 
@@ -82,7 +83,7 @@ class DeliveryOutcome:
     """What one delivery attempt came to. `counted=False`: deferred, not an attempt."""
 
     notification: Notification
-    result: Literal["sent", "retry", "dead"]
+    result: Literal["sent", "retry", "dead", "cancelled"]
     at: datetime
     error: str | None = None
     next_attempt_at: datetime | None = None
@@ -94,6 +95,8 @@ class DeliveryOutcome:
         what = f"{n.channel} to {n.recipient} ({n.event}, attempt {n.attempts})"
         if self.result == "sent":
             return f"{what}: delivered"
+        if self.result == "cancelled":
+            return f"{what}: not sent: {self.error}"
         when = f", next attempt {self.next_attempt_at.isoformat()}" if self.next_attempt_at else ""
         verdict = "dead-lettered" if self.result == "dead" else "failed"
         return f"{what}: {verdict}: {self.error}{when}"
@@ -182,6 +185,10 @@ class Store(Protocol):
 
     async def claim_deliveries(self, now: datetime, limit: int, lease: timedelta) -> list[Delivery]:
         """Lease due notifications, and those whose lease expired, for delivery."""
+
+    async def renew_lease(self, notification_id: int, held: datetime, until: datetime) -> bool:
+        """Extend a claim that is still ours (its lease is still `held`); False if another
+        worker has taken the notification since."""
 
     async def record_delivery(self, outcome: DeliveryOutcome) -> None:
         """Store an attempt's outcome and its timeline event."""

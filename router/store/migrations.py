@@ -90,7 +90,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             channel TEXT NOT NULL CHECK (channel IN ('email', 'webhook')),
             reasons TEXT NOT NULL DEFAULT '[]',
             idempotency_key TEXT NOT NULL UNIQUE,
-            status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'dead')),
+            status TEXT NOT NULL
+                CHECK (status IN ('pending', 'sending', 'sent', 'dead', 'cancelled')),
             attempts INTEGER NOT NULL DEFAULT 0,
             next_attempt_at TEXT NOT NULL,
             lease_until TEXT,

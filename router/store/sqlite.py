@@ -94,6 +94,12 @@ class SqliteStore:
         claimed: list[Delivery] = await self._write(job)
         return claimed
 
+    async def renew_lease(self, notification_id: int, held: datetime, until: datetime) -> bool:
+        """Extend a claim that is still ours."""
+        job = partial(outbox.renew_lease, notification_id=notification_id, held=held, until=until)
+        renewed: bool = await self._write(job)
+        return renewed
+
     async def record_delivery(self, outcome: DeliveryOutcome) -> None:
         """Store a delivery attempt's outcome."""
         await self._write(partial(outbox.record, outcome=outcome))

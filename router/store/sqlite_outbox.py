@@ -12,6 +12,7 @@ __all__ = [
     "notifications_of",
     "outbox_stats",
     "record",
+    "renew_lease",
 ]
 
 import json
@@ -122,10 +123,24 @@ def claim(conn: sqlite3.Connection, now: datetime, limit: int, lease: timedelta)
            RETURNING *""",
         (to_text(now + lease), at, at, limit),
     ).fetchall()
-    return [_delivery(conn, _notification(row)) for row in rows]
+    return [_delivery(conn, _notification(row), from_text(row["lease_until"])) for row in rows]
 
 
-def _delivery(conn: sqlite3.Connection, notification: Notification) -> Delivery:
+def renew_lease(
+    conn: sqlite3.Connection, notification_id: int, held: datetime, until: datetime
+) -> bool:
+    """Move the lease on, only if it is still the one this worker holds."""
+    cursor = conn.execute(
+        "UPDATE notifications SET lease_until = ? "
+        "WHERE id = ? AND status = 'sending' AND lease_until = ?",
+        (to_text(until), notification_id, to_text(held)),
+    )
+    return cursor.rowcount == 1
+
+
+def _delivery(
+    conn: sqlite3.Connection, notification: Notification, lease_until: datetime
+) -> Delivery:
     incident = incident_from_row(
         conn.execute("SELECT * FROM incidents WHERE id = ?", (notification.incident_id,)).fetchone()
     )
@@ -135,7 +150,7 @@ def _delivery(conn: sqlite3.Connection, notification: Notification) -> Delivery:
     ).fetchone()
     labels: dict[str, str] = json.loads(alert["labels"]) if alert else {}
     links = tuple(Link(**link) for link in json.loads(alert["links"])) if alert else ()
-    return Delivery(notification, incident, labels, links)
+    return Delivery(notification, incident, lease_until, labels, links)
 
 
 def _notification(row: Mapping[str, Any]) -> Notification:
@@ -169,11 +184,10 @@ def record(conn: sqlite3.Connection, outcome: DeliveryOutcome) -> None:
             "last_error = NULL WHERE id = ?",
             (at, n.id),
         )
-    elif outcome.result == "dead":
+    elif outcome.result in {"dead", "cancelled"}:
         conn.execute(
-            "UPDATE notifications SET status = 'dead', lease_until = NULL, last_error = ? "
-            "WHERE id = ?",
-            (outcome.error, n.id),
+            "UPDATE notifications SET status = ?, lease_until = NULL, last_error = ? WHERE id = ?",
+            (outcome.result, outcome.error, n.id),
         )
     else:
         assert outcome.next_attempt_at is not None  # a retry always has a time
