@@ -22,6 +22,7 @@ from router.metrics import Metrics
 from router.notify.email import SmtpSender
 from router.notify.webhook import WebhookSender
 from router.outbox import Outbox, RetryPolicy, Senders
+from router.scheduler import Escalator
 from router.settings import Settings
 from router.store import Store, StoreUnavailableError, open_store
 from router.teammodel import TeamModel
@@ -32,6 +33,7 @@ from router.web.keys import (
     ACK_SIGNER,
     CLOCK,
     CONFIG_DIGEST,
+    ESCALATOR,
     LIMITER,
     METRICS,
     MODEL,
@@ -77,6 +79,9 @@ def create_app(
     app[ACK_SIGNER] = AckSigner()
     app[WEBHOOKS] = WebhookSender(_webhook_timeout(settings.webhook_timeout_seconds))
     app[OUTBOX] = _outbox(app)
+    app[ESCALATOR] = Escalator(
+        app[STORE], model=lambda: app[MODEL], clock=clock, on_fired=app[OUTBOX].wake
+    )
     app.cleanup_ctx.append(_store_lifecycle)
     app.cleanup_ctx.append(_webhook_lifecycle)
     if deliver_in_background:
@@ -127,17 +132,21 @@ async def _webhook_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _outbox_lifecycle(app: web.Application) -> AsyncIterator[None]:
-    """Deliver in the background; on shutdown the pass in flight finishes (or its lease
-    expires and the next start delivers it again with the same idempotency key)."""
+    """Escalate and deliver in the background; on shutdown the passes in flight finish (or
+    a lease expires and the next start delivers again with the same idempotency key)."""
     stop = asyncio.Event()
-    task = asyncio.create_task(app[OUTBOX].run(stop), name="outbox")
+    tasks = [
+        asyncio.create_task(app[OUTBOX].run(stop), name="outbox"),
+        asyncio.create_task(app[ESCALATOR].run(stop), name="escalator"),
+    ]
     yield
     stop.set()
     app[OUTBOX].wake()
-    try:
-        await asyncio.wait_for(task, app[SETTINGS].drain_timeout_seconds)
-    except TimeoutError:
-        log.warning("outbox.drain_timeout", seconds=app[SETTINGS].drain_timeout_seconds)
+    drain = app[SETTINGS].drain_timeout_seconds
+    _done, pending = await asyncio.wait(tasks, timeout=drain)
+    for task in pending:
+        log.warning("shutdown.drain_timeout", task=task.get_name(), seconds=drain)
+        task.cancel()
 
 
 @web.middleware

@@ -12,13 +12,12 @@ __all__ = [
     "IncidentPage",
     "IngestOutcome",
     "OutboxStats",
-    "Planner",
     "RuntimeEntry",
     "Store",
     "StoreUnavailableError",
 ]
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
@@ -26,9 +25,8 @@ from typing import Literal, Protocol
 from router.errors import RouterError
 from router.incidents import Change
 from router.model import Incident, IncidentStatus, Link, Notification, TimelineEvent
-from router.paging import StepPlan
 from router.routing import Routed
-from router.teammodel import LeaveEntry, Override
+from router.teammodel import LeaveEntry, Override, TeamModel
 
 
 class StoreUnavailableError(RouterError):
@@ -62,9 +60,6 @@ class RuntimeEntry:
 
 
 RuntimeKind = Literal["leave", "override"]
-Planner = Callable[[Incident, Routed, Sequence[LeaveEntry], Sequence[Override]], StepPlan]
-"""Plans a new incident's first step, given the runtime leave and overrides in force; called
-inside the transaction that opens the incident."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +134,11 @@ class Store(Protocol):
         routed: Sequence[Routed],
         now: datetime,
         caller: str | None = None,
-        planner: Planner | None = None,
+        model: TeamModel | None = None,
     ) -> list[IngestOutcome]:
-        """Fold alerts into incidents and record them (with the caller's token name); a new
-        incident's first notifications (from `planner`) and a resolved incident's "resolved"
-        notifications are created in the same transaction. Returns once committed."""
+        """Fold alerts into incidents and record them (with the caller's token name). With
+        `model`, a new incident starts its escalation (step 1's notifications) and a resolved
+        one tells everyone paged, in the same transaction. Returns once committed."""
 
     async def incidents(
         self,
@@ -182,6 +177,9 @@ class Store(Protocol):
 
     async def runtime_entries(self, kind: RuntimeKind) -> list[RuntimeEntry]:
         """The runtime entries of a kind that are in force (not withdrawn)."""
+
+    async def fire_due_escalations(self, model: TeamModel, now: datetime, limit: int) -> int:
+        """Fire every due escalation step (at most `limit` incidents); returns how many."""
 
     async def claim_deliveries(self, now: datetime, limit: int, lease: timedelta) -> list[Delivery]:
         """Lease due notifications, and those whose lease expired, for delivery."""

@@ -106,4 +106,15 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         """,
     ),
+    (
+        3,
+        """
+        -- Escalation timers are data: the next step's due time lives with the incident.
+        ALTER TABLE incidents ADD COLUMN esc_round INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE incidents ADD COLUMN esc_step INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE incidents ADD COLUMN esc_round_start TEXT;
+        ALTER TABLE incidents ADD COLUMN esc_due_at TEXT;
+        CREATE INDEX incidents_escalation_due ON incidents (status, esc_due_at);
+        """,
+    ),
 )

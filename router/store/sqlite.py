@@ -23,21 +23,22 @@ import structlog
 
 from router.model import Incident, IncidentStatus, Notification, TimelineEvent
 from router.routing import Routed
+from router.store import sqlite_escalation as escalation
 from router.store import sqlite_outbox as outbox
 from router.store import sqlite_queries as q
+from router.store import sqlite_runtime as runtime
 from router.store.base import (
     Delivery,
     DeliveryOutcome,
     IncidentPage,
     IngestOutcome,
     OutboxStats,
-    Planner,
     RuntimeEntry,
     RuntimeKind,
     StoreUnavailableError,
 )
 from router.store.migrations import MIGRATIONS
-from router.teammodel import LeaveEntry, Override
+from router.teammodel import LeaveEntry, Override, TeamModel
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
@@ -81,12 +82,18 @@ class SqliteStore:
         routed: Sequence[Routed],
         now: datetime,
         caller: str | None = None,
-        planner: Planner | None = None,
+        model: TeamModel | None = None,
     ) -> list[IngestOutcome]:
-        """Fold alerts into incidents (and plan first pages); returns once committed."""
-        job = partial(q.ingest, routed=routed, now=now, caller=caller, planner=planner)
+        """Fold alerts into incidents (and start escalations); returns once committed."""
+        job = partial(q.ingest, routed=routed, now=now, caller=caller, model=model)
         result: list[IngestOutcome] = await self._write(job)
         return result
+
+    async def fire_due_escalations(self, model: TeamModel, now: datetime, limit: int) -> int:
+        """Fire due escalation steps."""
+        job = partial(escalation.fire_due, model=model, now=now, limit=limit)
+        fired: int = await self._write(job)
+        return fired
 
     async def claim_deliveries(self, now: datetime, limit: int, lease: timedelta) -> list[Delivery]:
         """Lease due notifications for delivery."""
@@ -172,20 +179,20 @@ class SqliteStore:
 
     async def add_runtime(self, entry: LeaveEntry | Override, by: str, now: datetime) -> int:
         """Persist a runtime entry."""
-        entry_id: int = await self._write(partial(q.add_runtime, entry=entry, by=by, now=now))
+        entry_id: int = await self._write(partial(runtime.add_runtime, entry=entry, by=by, now=now))
         return entry_id
 
     async def delete_runtime(
         self, kind: RuntimeKind, entry_id: int, by: str, now: datetime
     ) -> bool:
         """Withdraw a runtime entry."""
-        job = partial(q.delete_runtime, kind=kind, entry_id=entry_id, by=by, now=now)
+        job = partial(runtime.delete_runtime, kind=kind, entry_id=entry_id, by=by, now=now)
         done: bool = await self._write(job)
         return done
 
     async def runtime_entries(self, kind: RuntimeKind) -> list[RuntimeEntry]:
         """Runtime entries in force."""
-        entries: list[RuntimeEntry] = await self._read(partial(q.runtime_entries, kind=kind))
+        entries: list[RuntimeEntry] = await self._read(partial(runtime.runtime_entries, kind=kind))
         return entries
 
     # -- plumbing ---------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def insert_plan(
     if plan.notifications:
         step = plan.notifications[0].step
         whom = ", ".join(f"{p.recipient} ({p.channel})" for p in plan.notifications)
-        message = f"step {step}: paging {whom}"
+        message = f"round {round_}, step {step}: paging {whom}"
         data = {"step": step, "round": round_, "event": plan.notifications[0].event}
         note(conn, incident.id, now, kind="escalation.step", message=message, data=data)
     return created
@@ -196,6 +196,8 @@ def record(conn: sqlite3.Connection, outcome: DeliveryOutcome) -> None:
             "next_attempt_at = ?, attempts = attempts - ? WHERE id = ?",
             (outcome.error, to_text(outcome.next_attempt_at), int(not outcome.counted), n.id),
         )
+    if outcome.result == "dead" and n.event in {"incident.triggered", "incident.escalated"}:
+        _escalate_now(conn, n.incident_id, outcome.at)
     if outcome.counted:
         note(
             conn,
@@ -243,3 +245,15 @@ def meta_secret(conn: sqlite3.Connection, key: str) -> str:
     )
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return str(row[0])
+
+
+def _escalate_now(conn: sqlite3.Connection, incident_id: int, now: datetime) -> None:
+    """A page that cannot be delivered must not hold the chain: the next step is due now."""
+    moved = conn.execute(
+        "UPDATE incidents SET esc_due_at = ? WHERE id = ? AND status = 'open' "
+        "AND esc_due_at IS NOT NULL AND esc_due_at > ?",
+        (to_text(now), incident_id, to_text(now)),
+    ).rowcount
+    if moved:
+        message = "a page was dead-lettered: the next escalation step is due now"
+        note(conn, incident_id, now, kind="escalation.hastened", message=message, data={})

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 __all__ = [
-    "add_runtime",
     "alerts_of",
-    "delete_runtime",
     "incident",
     "incidents",
     "ingest",
     "open_count",
-    "runtime_entries",
     "set_status",
     "timeline",
 ]
@@ -24,10 +21,11 @@ from datetime import datetime
 from router.incidents import Change, decide, describe
 from router.model import Incident, IncidentStatus, TimelineEvent
 from router.routing import Routed
-from router.store.base import IncidentPage, IngestOutcome, Planner, RuntimeEntry, RuntimeKind
+from router.store.base import IncidentPage, IngestOutcome
 from router.store.rows import alert_json, dumps, from_text, incident_from_row, to_text
-from router.store.sqlite_outbox import insert_plan, insert_resolved, note
-from router.teammodel import LeaveEntry, Override
+from router.store.sqlite_escalation import start as start_escalation
+from router.store.sqlite_outbox import insert_resolved, note
+from router.teammodel import TeamModel
 
 _UNRESOLVED = "SELECT * FROM incidents WHERE dedup_key = ? AND status <> 'resolved'"
 
@@ -37,10 +35,11 @@ def ingest(
     routed: Sequence[Routed],
     now: datetime,
     caller: str | None,
-    planner: Planner | None,
+    model: TeamModel | None,
 ) -> list[IngestOutcome]:
-    """Fold each alert into its incident, in order, inside the caller's transaction."""
-    return [_ingest_one(conn, item, now, caller, planner) for item in routed]
+    """Fold each alert into its incident, in order, inside the caller's transaction. With a
+    team model, a new incident starts its escalation (step 1 at once) in the same one."""
+    return [_ingest_one(conn, item, now, caller, model) for item in routed]
 
 
 def _ingest_one(
@@ -48,7 +47,7 @@ def _ingest_one(
     routed: Routed,
     now: datetime,
     caller: str | None,
-    planner: Planner | None,
+    model: TeamModel | None,
 ) -> IngestOutcome:
     row = conn.execute(_UNRESOLVED, (routed.dedup_key,)).fetchone()
     existing = incident_from_row(row) if row else None
@@ -60,12 +59,8 @@ def _ingest_one(
         data = {"source": routed.alert.source, "caller": caller}
         kind, message = f"alert.{change.value}", describe(change, routed)
         note(conn, incident_id, now, kind=kind, message=message, data=data)
-    if incident is not None and change is Change.OPEN and planner is not None:
-        leave = [e.entry for e in runtime_entries(conn, "leave") if isinstance(e.entry, LeaveEntry)]
-        overrides = [
-            e.entry for e in runtime_entries(conn, "override") if isinstance(e.entry, Override)
-        ]
-        insert_plan(conn, incident, planner(incident, routed, leave, overrides), now)
+    if incident is not None and change is Change.OPEN and model is not None:
+        start_escalation(conn, model, incident, now)
     if incident is not None and change is Change.RESOLVE:
         insert_resolved(conn, incident, now)
     return IngestOutcome(incident, change)
@@ -222,46 +217,3 @@ def open_count(conn: sqlite3.Connection) -> int:
     """Incidents not resolved."""
     row = conn.execute("SELECT count(*) FROM incidents WHERE status <> 'resolved'").fetchone()
     return int(row[0])
-
-
-def add_runtime(
-    conn: sqlite3.Connection, entry: LeaveEntry | Override, by: str, now: datetime
-) -> int:
-    """Persist a runtime leave entry or override."""
-    kind = "override" if isinstance(entry, Override) else "leave"
-    row = conn.execute(
-        "INSERT INTO runtime_entries (kind, entry, created_by, created_at) "
-        "VALUES (?, ?, ?, ?) RETURNING id",
-        (kind, dumps(entry.model_dump(mode="json", by_alias=True)), by, to_text(now)),
-    ).fetchone()
-    return int(row[0])
-
-
-def delete_runtime(
-    conn: sqlite3.Connection, kind: RuntimeKind, entry_id: int, by: str, now: datetime
-) -> bool:
-    """Mark a runtime entry withdrawn; the row stays for the audit trail."""
-    cursor = conn.execute(
-        "UPDATE runtime_entries SET deleted_by = ?, deleted_at = ? "
-        "WHERE id = ? AND kind = ? AND deleted_at IS NULL",
-        (by, to_text(now), entry_id, kind),
-    )
-    return cursor.rowcount == 1
-
-
-def runtime_entries(conn: sqlite3.Connection, kind: RuntimeKind) -> list[RuntimeEntry]:
-    """Runtime entries in force, oldest first (so later ones win where order matters)."""
-    rows = conn.execute(
-        "SELECT * FROM runtime_entries WHERE kind = ? AND deleted_at IS NULL ORDER BY id",
-        (kind,),
-    ).fetchall()
-    model = Override if kind == "override" else LeaveEntry
-    return [
-        RuntimeEntry(
-            int(row["id"]),
-            model.model_validate(json.loads(row["entry"])),
-            row["created_by"],
-            from_text(row["created_at"]),
-        )
-        for row in rows
-    ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 __all__ = ["accept", "routes"]
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
 
 import structlog
 from aiohttp import web
@@ -17,11 +16,9 @@ from aiohttp import web
 from router.incidents import Change
 from router.ingest import alertmanager, generic, grafana
 from router.ingest.common import InvalidAlertError
-from router.model import Alert, Incident
-from router.paging import Moment, StepPlan, plan_step
-from router.routing import Routed, route
-from router.store.base import IngestOutcome, Planner
-from router.teammodel import LeaveEntry, Override, TeamModel
+from router.model import Alert
+from router.routing import route
+from router.store.base import IngestOutcome
 from router.web.auth import CALLER
 from router.web.body import read_json
 from router.web.errors import ApiError
@@ -69,29 +66,13 @@ async def _receive(request: web.Request, parse: Parser) -> web.Response:
     )
 
 
-def first_step_planner(model: TeamModel, now: datetime) -> Planner:
-    """Plans step 1 of a new incident's policy, with the config's and the runtime's leave."""
-
-    def plan(
-        incident: Incident,
-        routed: Routed,
-        leave: Sequence[LeaveEntry],
-        overrides: Sequence[Override],
-    ) -> StepPlan:
-        moment = Moment.at(model, now, [*model.leave, *leave], [*model.overrides, *overrides])
-        return plan_step(model, routed.pipeline, incident.escalation, 0, moment)
-
-    return plan
-
-
 async def accept(request: web.Request, alerts: Sequence[Alert]) -> list[IngestOutcome]:
     """Route and durably store `alerts` (with their first pages); log and count each one."""
     app = request.app
     model, now = app[MODEL], app[CLOCK]()
     routed = [route(model, alert) for alert in alerts]
     caller = request.get(CALLER)
-    planner = first_step_planner(model, now)
-    outcomes = await app[STORE].ingest(routed, now, caller, planner)
+    outcomes = await app[STORE].ingest(routed, now, caller, model)
     if any(o.change in {Change.OPEN, Change.RESOLVE} for o in outcomes):
         app[OUTBOX].wake()
     for item, outcome in zip(routed, outcomes, strict=True):

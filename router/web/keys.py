@@ -6,6 +6,7 @@ __all__ = [
     "ACK_SIGNER",
     "CLOCK",
     "CONFIG_DIGEST",
+    "ESCALATOR",
     "LIMITER",
     "METRICS",
     "MODEL",
@@ -26,6 +27,7 @@ from router.acklinks import AckSigner
 from router.metrics import Metrics
 from router.notify.webhook import WebhookSender
 from router.outbox import Outbox
+from router.scheduler import Escalator
 from router.settings import Settings
 from router.store.base import Store
 from router.teammodel import TeamModel
@@ -44,3 +46,4 @@ LIMITER = web.AppKey("limiter", RateLimiter)
 ACK_SIGNER = web.AppKey("ack_signer", AckSigner)
 OUTBOX = web.AppKey("outbox", Outbox)
 WEBHOOKS = web.AppKey("webhooks", WebhookSender)
+ESCALATOR = web.AppKey("escalator", Escalator)

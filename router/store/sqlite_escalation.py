@@ -1,0 +1,141 @@
+"""Escalation on SQLite: start an incident's chain, fire the steps that are due.
+
+Runs inside a write transaction, so firing a step, creating its notifications (each with
+a unique idempotency key) and moving the timer on happen together or not at all: a restart
+never sends a step twice and never skips one.
+"""
+
+from __future__ import annotations
+
+__all__ = ["fire_due", "start"]
+
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from router.escalation import EscalationState, after_fired, initial_state
+from router.model import Incident
+from router.notify.message import Event
+from router.paging import Moment, Planned, StepPlan, plan_step
+from router.store.rows import from_text, incident_from_row, to_text
+from router.store.sqlite_outbox import insert_plan, note
+from router.store.sqlite_runtime import runtime_entries
+from router.teammodel import EscalationPolicy, LeaveEntry, Override, TeamModel
+
+
+def start(conn: sqlite3.Connection, model: TeamModel, incident: Incident, now: datetime) -> None:
+    """Begin a new incident's escalation; step 1 fires at once when its `after` is 0."""
+    state = initial_state(
+        model.escalation_policies[_policy_name(model, incident)], incident.opened_at
+    )
+    _save(conn, incident.id, state)
+    if state.due_at is not None and state.due_at <= now:
+        _fire(conn, model, incident, state, _moment(conn, model, now))
+
+
+def fire_due(conn: sqlite3.Connection, model: TeamModel, now: datetime, limit: int) -> int:
+    """Fire every open incident's due step (oldest first); returns how many incidents."""
+    rows = conn.execute(
+        """SELECT * FROM incidents WHERE status = 'open' AND esc_due_at IS NOT NULL
+           AND esc_due_at <= ? ORDER BY esc_due_at, id LIMIT ?""",
+        (to_text(now), limit),
+    ).fetchall()
+    if not rows:
+        return 0
+    moment = _moment(conn, model, now)
+    for row in rows:
+        _fire(conn, model, incident_from_row(row), _state(row), moment)
+    return len(rows)
+
+
+def _fire(
+    conn: sqlite3.Connection,
+    model: TeamModel,
+    incident: Incident,
+    state: EscalationState,
+    moment: Moment,
+) -> None:
+    """Fire the due step; a step with nobody to page is skipped at once, not waited out."""
+    policy_name = _policy_name(model, incident)
+    policy = model.escalation_policies[policy_name]
+    pipeline = model.pipeline(incident.pipeline) if incident.pipeline else None
+    for _ in range(len(policy.steps) * (policy.repeat + 1)):
+        first = (state.round, state.step) == (1, 0)
+        event: Event = "incident.triggered" if first else "incident.escalated"
+        plan = plan_step(model, pipeline, policy_name, state.step, moment, event=event)
+        insert_plan(conn, incident, plan, moment.now, state.round)
+        state = after_fired(policy, state, moment.now)
+        if plan.notifications or state.exhausted:
+            break
+        message = f"round {state.round}: a step had nobody to page; the next step fires now"
+        note(conn, incident.id, moment.now, kind="escalation.skipped", message=message, data={})
+        state = replace(state, due_at=moment.now)
+    if state.exhausted:
+        _exhausted(conn, model, incident, moment.now, policy)
+    _save(conn, incident.id, state)
+
+
+def _exhausted(
+    conn: sqlite3.Connection,
+    model: TeamModel,
+    incident: Incident,
+    now: datetime,
+    policy: EscalationPolicy,
+) -> None:
+    rounds = policy.repeat + 1
+    message = f"escalation exhausted: nobody acknowledged after {rounds} round(s)"
+    note(conn, incident.id, now, kind="escalation.exhausted", message=message, data={})
+    channel_name = model.routing.fallback_channel
+    channel = model.channels.get(channel_name) if channel_name else None
+    if channel_name is None or channel is None:
+        return
+    final = Planned(
+        "incident.escalated",
+        len(policy.steps) + 1,
+        channel_name,
+        "channel",
+        channel.type,
+        (message, "the fallback channel is told when nobody acknowledges"),
+    )
+    insert_plan(conn, incident, StepPlan([final]), now, rounds)
+
+
+def _policy_name(model: TeamModel, incident: Incident) -> str:
+    """The incident's policy, or the fallback one if a reload removed it."""
+    if incident.escalation in model.escalation_policies:
+        return incident.escalation
+    return model.routing.fallback_escalation
+
+
+def _moment(conn: sqlite3.Connection, model: TeamModel, now: datetime) -> Moment:
+    leave = [e.entry for e in runtime_entries(conn, "leave") if isinstance(e.entry, LeaveEntry)]
+    overrides = [
+        e.entry for e in runtime_entries(conn, "override") if isinstance(e.entry, Override)
+    ]
+    return Moment.at(model, now, [*model.leave, *leave], [*model.overrides, *overrides])
+
+
+def _state(row: Mapping[str, Any]) -> EscalationState:
+    due = row["esc_due_at"]
+    return EscalationState(
+        int(row["esc_round"]),
+        int(row["esc_step"]),
+        from_text(row["esc_round_start"] or row["opened_at"]),
+        None if due is None else from_text(due),
+    )
+
+
+def _save(conn: sqlite3.Connection, incident_id: int, state: EscalationState) -> None:
+    conn.execute(
+        "UPDATE incidents SET esc_round = ?, esc_step = ?, esc_round_start = ?, esc_due_at = ? "
+        "WHERE id = ?",
+        (
+            state.round,
+            state.step,
+            to_text(state.round_start),
+            None if state.due_at is None else to_text(state.due_at),
+            incident_id,
+        ),
+    )
