@@ -26,7 +26,7 @@ from router.scheduler import Escalator
 from router.settings import Settings
 from router.store import Store, StoreUnavailableError, open_store
 from router.teammodel import TeamModel
-from router.web import ack, health, incidents, intake, oncall, pagerduty, runtime
+from router.web import ack, health, incidents, intake, oncall, pagerduty, runtime, silences
 from router.web.auth import auth_middleware
 from router.web.errors import Handler, error_middleware
 from router.web.keys import (
@@ -86,7 +86,7 @@ def create_app(
     app.cleanup_ctx.append(_webhook_lifecycle)
     if deliver_in_background:
         app.cleanup_ctx.append(_outbox_lifecycle)
-    for module in (health, oncall, intake, pagerduty, incidents, runtime, ack):
+    for module in (health, oncall, intake, pagerduty, incidents, runtime, silences, ack):
         app.add_routes(module.routes)
     return app
 

@@ -6,14 +6,14 @@ each with the key path where it is (`pipelines[2].owners.primary: 'Eve' is not a
 
 from __future__ import annotations
 
-__all__ = ["check_span", "cross_check"]
+__all__ = ["check_silence", "check_span", "cross_check"]
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 
 from router.errors import ConfigProblem
-from router.teammodel import EscalationPolicy, LeaveEntry, Override, TeamModel
-from router.timeutil import OUT_OF_RANGE, in_supported_range
+from router.teammodel import EscalationPolicy, LeaveEntry, Override, Silence, TeamModel
+from router.timeutil import OUT_OF_RANGE, in_supported_range, span_end, span_start
 
 
 def cross_check(model: TeamModel) -> list[ConfigProblem]:
@@ -23,6 +23,7 @@ def cross_check(model: TeamModel) -> list[ConfigProblem]:
         _rotation(model),
         _spans(model, "leave", model.leave),
         _spans(model, "overrides", model.overrides),
+        _silences(model),
         _pipelines(model),
         _policies(model),
         _routing(model),
@@ -128,3 +129,22 @@ def _routing(model: TeamModel) -> Iterator[ConfigProblem]:
     channel = model.routing.fallback_channel
     if channel is not None and channel not in model.channels:
         yield ConfigProblem("routing.fallback_channel", f"no channel named {channel!r}")
+
+
+def check_silence(model: TeamModel, path: str, silence: Silence) -> list[ConfigProblem]:
+    """A silence against the model: a known pipeline, an end after its start."""
+    problems = []
+    if silence.pipeline is not None and model.pipeline(silence.pipeline) is None:
+        problems.append(ConfigProblem(f"{path}.pipeline", f"no pipeline {silence.pipeline!r}"))
+    for key, value in (("starts", silence.starts), ("ends", silence.ends)):
+        if not in_supported_range(value):
+            problems.append(ConfigProblem(f"{path}.{key}", OUT_OF_RANGE))
+    tz = model.team.tz
+    if not problems and span_end(silence.ends, tz) <= span_start(silence.starts, tz):
+        problems.append(ConfigProblem(f"{path}.ends", "must be after `starts`"))
+    return problems
+
+
+def _silences(model: TeamModel) -> Iterator[ConfigProblem]:
+    for i, silence in enumerate(model.silences):
+        yield from check_silence(model, f"silences[{i}]", silence)

@@ -23,12 +23,14 @@ __all__ = [
     "Rotation",
     "Routing",
     "Runbook",
+    "Silence",
     "Team",
     "TeamModel",
     "WebhookChannel",
 ]
 
 import re
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Annotated, Literal
@@ -219,6 +221,33 @@ class Override(_Span):
     slot: Literal["primary", "backup"]
 
 
+class Silence(_Frozen):
+    """A maintenance window: matching alerts are recorded but page nobody until `ends`."""
+
+    pipeline: str | None = None
+    matchers: dict[str, str] = Field(default_factory=dict)
+    starts: LocalTime
+    ends: LocalTime
+    author: Name
+    comment: str | None = None
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> Silence:
+        if self.pipeline is None and not self.matchers:
+            raise ValueError("a silence needs a pipeline, label matchers, or both")
+        return self
+
+    def active(self, instant: datetime, tz: ZoneInfo) -> bool:
+        """Whether the window is open at `instant`."""
+        return span_start(self.starts, tz) <= instant < span_end(self.ends, tz)
+
+    def matches(self, pipeline: str | None, labels: Mapping[str, str]) -> bool:
+        """Whether an alert for `pipeline` with `labels` falls under this silence."""
+        if self.pipeline is not None and self.pipeline != pipeline:
+            return False
+        return all(labels.get(name) == value for name, value in self.matchers.items())
+
+
 class Owners(_Frozen):
     """A pipeline's primary and secondary owner."""
 
@@ -314,6 +343,7 @@ class TeamModel(_Frozen):
     rotation: Rotation
     leave: list[LeaveEntry] = Field(default_factory=list)
     overrides: list[Override] = Field(default_factory=list)
+    silences: list[Silence] = Field(default_factory=list)
     pipelines: list[Pipeline] = Field(min_length=1)
     runbooks: dict[str, Runbook] = Field(default_factory=dict)
     escalation_policies: dict[str, EscalationPolicy] = Field(min_length=1)

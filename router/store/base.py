@@ -13,6 +13,7 @@ __all__ = [
     "IngestOutcome",
     "OutboxStats",
     "RuntimeEntry",
+    "RuntimeSilence",
     "Store",
     "StoreUnavailableError",
 ]
@@ -26,7 +27,7 @@ from router.errors import RouterError
 from router.incidents import Change
 from router.model import Incident, IncidentStatus, Link, Notification, TimelineEvent
 from router.routing import Routed
-from router.teammodel import LeaveEntry, Override, TeamModel
+from router.teammodel import LeaveEntry, Override, Silence, TeamModel
 
 
 class StoreUnavailableError(RouterError):
@@ -55,6 +56,16 @@ class RuntimeEntry:
 
     id: int
     entry: LeaveEntry | Override
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSilence:
+    """A silence added through the API, with who added it and when."""
+
+    id: int
+    silence: Silence
     created_by: str
     created_at: datetime
 
@@ -202,3 +213,12 @@ class Store(Protocol):
 
     async def meta_secret(self, key: str) -> str:
         """An install-wide random secret (created on first use)."""
+
+    async def add_silence(self, silence: Silence, by: str, now: datetime) -> int:
+        """Persist a silence; returns its id."""
+
+    async def delete_silence(self, silence_id: int, by: str, now: datetime) -> bool:
+        """End a silence early (kept for the audit trail); False if there is none."""
+
+    async def runtime_silences(self) -> list[RuntimeSilence]:
+        """Runtime silences not withdrawn."""

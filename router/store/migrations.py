@@ -115,6 +115,15 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE incidents ADD COLUMN esc_round_start TEXT;
         ALTER TABLE incidents ADD COLUMN esc_due_at TEXT;
         CREATE INDEX incidents_escalation_due ON incidents (status, esc_due_at);
+
+        CREATE TABLE silences (
+            id INTEGER PRIMARY KEY,
+            silence TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            deleted_by TEXT,
+            deleted_at TEXT
+        );
         """,
     ),
 )

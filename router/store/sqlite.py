@@ -35,10 +35,11 @@ from router.store.base import (
     OutboxStats,
     RuntimeEntry,
     RuntimeKind,
+    RuntimeSilence,
     StoreUnavailableError,
 )
 from router.store.migrations import MIGRATIONS
-from router.teammodel import LeaveEntry, Override, TeamModel
+from router.teammodel import LeaveEntry, Override, Silence, TeamModel
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
@@ -194,6 +195,24 @@ class SqliteStore:
         """Runtime entries in force."""
         entries: list[RuntimeEntry] = await self._read(partial(runtime.runtime_entries, kind=kind))
         return entries
+
+    async def add_silence(self, silence: Silence, by: str, now: datetime) -> int:
+        """Persist a silence."""
+        silence_id: int = await self._write(
+            partial(runtime.add_silence, silence=silence, by=by, now=now)
+        )
+        return silence_id
+
+    async def delete_silence(self, silence_id: int, by: str, now: datetime) -> bool:
+        """End a silence early."""
+        job = partial(runtime.delete_silence, silence_id=silence_id, by=by, now=now)
+        done: bool = await self._write(job)
+        return done
+
+    async def runtime_silences(self) -> list[RuntimeSilence]:
+        """Runtime silences not withdrawn."""
+        found: list[RuntimeSilence] = await self._read(runtime.runtime_silences)
+        return found
 
     # -- plumbing ---------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = ["fire_due", "start"]
 
+import json
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import replace
@@ -19,10 +20,11 @@ from router.escalation import EscalationState, after_fired, initial_state
 from router.model import Incident
 from router.notify.message import Event
 from router.paging import Moment, Planned, StepPlan, plan_step
-from router.store.rows import from_text, incident_from_row, to_text
+from router.store.rows import dumps, from_text, incident_from_row, to_text
 from router.store.sqlite_outbox import insert_plan, note
-from router.store.sqlite_runtime import runtime_entries
-from router.teammodel import EscalationPolicy, LeaveEntry, Override, TeamModel
+from router.store.sqlite_runtime import runtime_entries, runtime_silences
+from router.teammodel import EscalationPolicy, LeaveEntry, Override, Silence, TeamModel
+from router.timeutil import span_end
 
 
 def start(conn: sqlite3.Connection, model: TeamModel, incident: Incident, now: datetime) -> None:
@@ -58,6 +60,8 @@ def _fire(
     moment: Moment,
 ) -> None:
     """Fire the due step; a step with nobody to page is skipped at once, not waited out."""
+    if _held_by_silence(conn, model, incident, state, moment.now):
+        return
     policy_name = _policy_name(model, incident)
     policy = model.escalation_policies[policy_name]
     pipeline = model.pipeline(incident.pipeline) if incident.pipeline else None
@@ -139,3 +143,45 @@ def _save(conn: sqlite3.Connection, incident_id: int, state: EscalationState) ->
             incident_id,
         ),
     )
+
+
+def _held_by_silence(
+    conn: sqlite3.Connection,
+    model: TeamModel,
+    incident: Incident,
+    state: EscalationState,
+    now: datetime,
+) -> bool:
+    """While a silence matches, the step waits for the silence's end (and pages nobody)."""
+    row = conn.execute(
+        "SELECT labels FROM alerts WHERE incident_id = ? ORDER BY id DESC LIMIT 1",
+        (incident.id,),
+    ).fetchone()
+    labels = json.loads(row["labels"]) if row else {}
+    silence = _matching_silence(conn, model, incident.pipeline, labels, now)
+    if silence is None:
+        return False
+    tz = model.team.tz
+    until = span_end(silence.ends, tz)
+    if "silenced" not in incident.flags:
+        flags = dumps([*incident.flags, "silenced"])
+        conn.execute("UPDATE incidents SET flags = ? WHERE id = ?", (flags, incident.id))
+    why = f" ({silence.comment})" if silence.comment else ""
+    message = f"silenced by {silence.author} until {until.isoformat()}{why}: paging nobody"
+    note(conn, incident.id, now, kind="incident.silenced", message=message, data={})
+    _save(conn, incident.id, replace(state, due_at=until))
+    return True
+
+
+def _matching_silence(
+    conn: sqlite3.Connection,
+    model: TeamModel,
+    pipeline: str | None,
+    labels: Mapping[str, str],
+    now: datetime,
+) -> Silence | None:
+    """The active silence that matches and ends last, if any."""
+    tz = model.team.tz
+    candidates = [*model.silences, *(s.silence for s in runtime_silences(conn))]
+    active = [s for s in candidates if s.active(now, tz) and s.matches(pipeline, labels)]
+    return max(active, key=lambda s: span_end(s.ends, tz), default=None)

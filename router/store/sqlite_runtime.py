@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-__all__ = ["add_runtime", "delete_runtime", "runtime_entries"]
+__all__ = [
+    "add_runtime",
+    "add_silence",
+    "delete_runtime",
+    "delete_silence",
+    "runtime_entries",
+    "runtime_silences",
+]
 
 import json
 import sqlite3
 from datetime import datetime
 
-from router.store.base import RuntimeEntry, RuntimeKind
+from router.store.base import RuntimeEntry, RuntimeKind, RuntimeSilence
 from router.store.rows import dumps, from_text, to_text
-from router.teammodel import LeaveEntry, Override
+from router.teammodel import LeaveEntry, Override, Silence
 
 
 def add_runtime(
@@ -49,6 +56,46 @@ def runtime_entries(conn: sqlite3.Connection, kind: RuntimeKind) -> list[Runtime
         RuntimeEntry(
             int(row["id"]),
             model.model_validate(json.loads(row["entry"])),
+            row["created_by"],
+            from_text(row["created_at"]),
+        )
+        for row in rows
+    ]
+
+
+def add_silence(conn: sqlite3.Connection, silence: Silence, by: str, now: datetime) -> int:
+    """Persist a runtime silence."""
+    row = conn.execute(
+        "INSERT INTO silences (silence, created_by, created_at) VALUES (?, ?, ?) RETURNING id",
+        (dumps(silence.model_dump(mode="json")), by, to_text(now)),
+    ).fetchone()
+    return int(row[0])
+
+
+def delete_silence(conn: sqlite3.Connection, silence_id: int, by: str, now: datetime) -> bool:
+    """End a runtime silence early; incidents it held back become due now (and are held
+    again at once if another silence still matches)."""
+    cursor = conn.execute(
+        "UPDATE silences SET deleted_by = ?, deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
+        (by, to_text(now), silence_id),
+    )
+    if cursor.rowcount != 1:
+        return False
+    conn.execute(
+        "UPDATE incidents SET esc_due_at = ? WHERE status = 'open' AND esc_due_at > ? "
+        "AND flags LIKE '%\"silenced\"%'",
+        (to_text(now), to_text(now)),
+    )
+    return True
+
+
+def runtime_silences(conn: sqlite3.Connection) -> list[RuntimeSilence]:
+    """Runtime silences not withdrawn (the caller checks whether each is active)."""
+    rows = conn.execute("SELECT * FROM silences WHERE deleted_at IS NULL ORDER BY id").fetchall()
+    return [
+        RuntimeSilence(
+            int(row["id"]),
+            Silence.model_validate(json.loads(row["silence"])),
             row["created_by"],
             from_text(row["created_at"]),
         )

@@ -1,0 +1,84 @@
+"""`/api/v1/silences`: maintenance windows. Matching alerts are recorded in their incident
+and page nobody; if the incident is still open when the silence ends, escalation starts then.
+"""
+
+from __future__ import annotations
+
+__all__ = ["routes"]
+
+from typing import Any
+
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+
+from router.crosscheck import check_silence
+from router.ingest.common import shape_errors
+from router.store.base import RuntimeSilence
+from router.teammodel import Silence
+from router.web.auth import CALLER
+from router.web.body import read_json
+from router.web.errors import ApiError
+from router.web.keys import CLOCK, ESCALATOR, MODEL, STORE
+from router.web.params import whole_number
+
+log = structlog.get_logger(__name__)
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/v1/silences")
+async def list_silences(request: web.Request) -> web.Response:
+    """The config's silences and the runtime ones not withdrawn, with whether each is active."""
+    model, now = request.app[MODEL], request.app[CLOCK]()
+    tz = model.team.tz
+    runtime = await request.app[STORE].runtime_silences()
+    return web.json_response(
+        {
+            "config": [
+                {**s.model_dump(mode="json"), "active": s.active(now, tz)} for s in model.silences
+            ],
+            "runtime": [{**_json(s), "active": s.silence.active(now, tz)} for s in runtime],
+        }
+    )
+
+
+@routes.post("/api/v1/silences")
+async def add_silence(request: web.Request) -> web.Response:
+    """`{pipeline?, matchers?, starts? (default now), ends, author? (default caller), comment?}`."""
+    document = await read_json(request)
+    if not isinstance(document, dict):
+        raise ApiError(422, "invalid_body", "expected a JSON object", ["(body)"])
+    now, caller = request.app[CLOCK](), request[CALLER]
+    fields = {"starts": now.isoformat(timespec="minutes"), "author": caller, **document}
+    try:
+        silence = Silence.model_validate(fields)
+    except ValidationError as err:
+        raise ApiError(422, "invalid_body", "invalid silence", shape_errors(err).details) from None
+    problems = check_silence(request.app[MODEL], "", silence)
+    if problems:
+        details = [{"path": p.path.lstrip("."), "message": p.message} for p in problems]
+        raise ApiError(422, "invalid_body", "invalid silence", details)
+    silence_id = await request.app[STORE].add_silence(silence, caller, now)
+    log.info("silence.added", id=silence_id, author=silence.author, pipeline=silence.pipeline)
+    return web.json_response(_json(RuntimeSilence(silence_id, silence, caller, now)), status=201)
+
+
+@routes.delete("/api/v1/silences/{id}")
+async def delete_silence(request: web.Request) -> web.Response:
+    """End a silence early; incidents it held back escalate now."""
+    silence_id = whole_number(request.match_info["id"], 1, 2**62) or 0
+    now = request.app[CLOCK]()
+    if not await request.app[STORE].delete_silence(silence_id, request[CALLER], now):
+        raise ApiError(404, "not_found", f"no runtime silence {request.match_info['id']}")
+    log.info("silence.deleted", id=silence_id, by=request[CALLER])
+    await request.app[ESCALATOR].fire_due()
+    return web.Response(status=204)
+
+
+def _json(entry: RuntimeSilence) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        **entry.silence.model_dump(mode="json"),
+        "created_by": entry.created_by,
+        "created_at": entry.created_at.isoformat(),
+    }
