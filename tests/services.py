@@ -12,6 +12,7 @@ __all__ = [
     "REQUIRE_SERVICES",
     "SHIPPED_CONFIG",
     "TOKEN",
+    "AlertmanagerProcess",
     "RouterProcess",
     "free_port",
     "http_json",
@@ -31,6 +32,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self, TypeVar
@@ -235,6 +237,130 @@ class RouterProcess:
             if isinstance(record, dict) and isinstance(record.get("event"), str):
                 found.append(record["event"])
         return found
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class AlertmanagerProcess:
+    """A real Prometheus Alertmanager (0.25 flags) on a free loopback port whose one receiver
+    posts to `webhook_url` with a bearer `token`, `send_resolved: true`.
+
+    `binary` comes from `require_binary("alertmanager", …, aliases=("prometheus-alertmanager",))`.
+    Groups flush at once (`group_wait: 0s`, `group_interval: 1s`); `repeat_interval` sets how
+    often a firing group is sent again. Use as a context manager: entering starts it and waits
+    for `/-/ready`, leaving stops it (SIGTERM, then SIGKILL). Its log is `workdir/alertmanager.log`.
+    """
+
+    def __init__(
+        self,
+        binary: str,
+        workdir: Path,
+        *,
+        webhook_url: str,
+        token: str,
+        repeat_interval: str = "1h",
+        startup_timeout: float = 20,
+    ) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / "alertmanager.log"
+        self.config_path = workdir / "alertmanager.yml"
+        self.startup_timeout = startup_timeout
+        self._config = f"""\
+route:
+  receiver: router
+  group_by: [alertname, pipeline]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: {repeat_interval}
+receivers:
+  - name: router
+    webhook_configs:
+      - url: {webhook_url}
+        send_resolved: true
+        http_config:
+          authorization:
+            type: Bearer
+            credentials: {token}
+"""
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Self:
+        """Start Alertmanager and return once `/-/ready` answers 200."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self._config)
+        with self.log_path.open("wb") as sink:
+            self._process = subprocess.Popen(
+                [
+                    self.binary,
+                    f"--config.file={self.config_path}",
+                    f"--storage.path={self.workdir / 'alertmanager-data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    # Empty disables clustering: no gossip port, no waiting to settle.
+                    "--cluster.listen-address=",
+                    "--log.level=debug",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=sink,
+            )
+        try:
+            wait_until(self._ready, timeout=self.startup_timeout, what=f"alertmanager {self.url}")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _ready(self) -> bool | None:
+        assert self._process is not None
+        if self._process.poll() is not None:
+            pytest.fail(f"alertmanager exited with {self._process.returncode}:\n{self.log()}")
+        try:
+            status, _ = http_request("GET", f"{self.url}/-/ready", timeout=1)
+        except OSError:
+            return None
+        return True if status == 200 else None
+
+    def push(self, labels: Mapping[str, str], summary: str, *, resolved: bool = False) -> None:
+        """POST one alert to Alertmanager's API v2; `resolved` gives it an `endsAt` in the past."""
+        now = datetime.now(UTC)
+        alert: dict[str, Any] = {
+            "labels": dict(labels),
+            "annotations": {"summary": summary},
+            "startsAt": (now - timedelta(minutes=5)).isoformat(),
+            "generatorURL": "http://prometheus.invalid/graph",
+        }
+        if resolved:
+            alert["endsAt"] = (now - timedelta(seconds=1)).isoformat()
+        status, body = http_json("POST", f"{self.url}/api/v2/alerts", [alert])
+        assert status == 200, body
+
+    def stop(self) -> None:
+        """SIGTERM (SIGKILL if it lingers); safe to call twice."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+    def log(self) -> str:
+        """Everything Alertmanager logged so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def __enter__(self) -> Self:
         return self.start()
