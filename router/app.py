@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = ["create_app", "run"]
 
 import asyncio
+import signal
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -15,13 +16,13 @@ from aiohttp import web
 
 from router import __version__
 from router.acklinks import AckSigner
-from router.config import config_digest, load_team_model
 from router.delivery import LinkMaker
 from router.logs import configure_logging
 from router.metrics import Metrics
 from router.notify.email import SmtpSender
 from router.notify.webhook import WebhookSender
 from router.outbox import Outbox, RetryPolicy, Senders
+from router.reload import LoadedConfig
 from router.scheduler import Escalator
 from router.settings import Settings
 from router.store import Store, StoreUnavailableError, open_store
@@ -32,11 +33,10 @@ from router.web.errors import Handler, error_middleware
 from router.web.keys import (
     ACK_SIGNER,
     CLOCK,
-    CONFIG_DIGEST,
+    CONFIG,
     ESCALATOR,
     LIMITER,
     METRICS,
-    MODEL,
     OUTBOX,
     SETTINGS,
     STARTED,
@@ -69,8 +69,7 @@ def create_app(
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
-    app[MODEL] = model if model is not None else load_team_model(settings.config)
-    app[CONFIG_DIGEST] = config_digest(settings.config)
+    app[CONFIG] = LoadedConfig.load(settings.config, clock(), model)
     app[CLOCK] = clock
     app[STARTED] = clock()
     app[STORE] = store if store is not None else open_store(settings.database_url)
@@ -80,7 +79,7 @@ def create_app(
     app[WEBHOOKS] = WebhookSender(_webhook_timeout(settings.webhook_timeout_seconds))
     app[OUTBOX] = _outbox(app)
     app[ESCALATOR] = Escalator(
-        app[STORE], model=lambda: app[MODEL], clock=clock, on_fired=app[OUTBOX].wake
+        app[STORE], model=lambda: app[CONFIG].model, clock=clock, on_fired=app[OUTBOX].wake
     )
     app.cleanup_ctx.append(_store_lifecycle)
     app.cleanup_ctx.append(_webhook_lifecycle)
@@ -105,7 +104,7 @@ def _outbox(app: web.Application) -> Outbox:
             SmtpSender.from_settings(settings, timeout=settings.smtp_timeout_seconds),
             app[WEBHOOKS],
         ),
-        model=lambda: app[MODEL],
+        model=lambda: app[CONFIG].model,
         links=LinkMaker(settings.public_url, app[ACK_SIGNER]),
         hmac_secret=secrets[0] if secrets else None,
         clock=app[CLOCK],
@@ -162,10 +161,19 @@ async def _timing_middleware(request: web.Request, handler: Handler) -> web.Stre
     return response
 
 
+async def _reload_on_sighup(app: web.Application) -> AsyncIterator[None]:
+    """SIGHUP re-reads the team model; an invalid file is logged and the old one kept."""
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, lambda: app[CONFIG].reload(app[CLOCK]()))
+    yield
+    loop.remove_signal_handler(signal.SIGHUP)
+
+
 def run(settings: Settings) -> int:
     """Serve until SIGINT/SIGTERM; returns the exit code."""
     configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
+    app.cleanup_ctx.append(_reload_on_sighup)
     if not settings.inbound_tokens and not settings.hmac_secrets():
         log.warning(
             "auth.unconfigured",

@@ -196,7 +196,7 @@ def record(conn: sqlite3.Connection, outcome: DeliveryOutcome) -> None:
             "next_attempt_at = ?, attempts = attempts - ? WHERE id = ?",
             (outcome.error, to_text(outcome.next_attempt_at), int(not outcome.counted), n.id),
         )
-    if outcome.result == "dead" and n.event in {"incident.triggered", "incident.escalated"}:
+    if outcome.result == "dead" and _is_latest_step(conn, n):
         _escalate_now(conn, n.incident_id, outcome.at)
     if outcome.counted:
         note(
@@ -245,6 +245,20 @@ def meta_secret(conn: sqlite3.Connection, key: str) -> str:
     )
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return str(row[0])
+
+
+def _is_latest_step(conn: sqlite3.Connection, n: Notification) -> bool:
+    """Whether `n` pages for the step fired last: a dead page of an earlier step must not
+    cut the current step's wait short."""
+    if n.event not in {"incident.triggered", "incident.escalated"}:
+        return False
+    latest = conn.execute(
+        """SELECT round, step FROM notifications WHERE incident_id = ?
+           AND event IN ('incident.triggered', 'incident.escalated')
+           ORDER BY round DESC, step DESC LIMIT 1""",
+        (n.incident_id,),
+    ).fetchone()
+    return latest is not None and (latest["round"], latest["step"]) == (n.round, n.step)
 
 
 def _escalate_now(conn: sqlite3.Connection, incident_id: int, now: datetime) -> None:

@@ -16,11 +16,9 @@ from router.oncall import resolve
 from router.store.base import StoreUnavailableError
 from router.web.keys import (
     CLOCK,
-    CONFIG_DIGEST,
+    CONFIG,
     METRICS,
-    MODEL,
     OUTBOX,
-    SETTINGS,
     STARTED,
     STORE,
 )
@@ -39,8 +37,6 @@ async def healthz(_request: web.Request) -> web.Response:
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     """200 when the team model is loaded and the database answers; else 503 and why."""
-    if MODEL not in request.app:
-        return _not_ready("no team model is loaded")
     try:
         await asyncio.wait_for(request.app[STORE].ping(), PING_TIMEOUT)
     except (StoreUnavailableError, TimeoutError) as err:
@@ -56,13 +52,17 @@ def _not_ready(reason: str) -> web.Response:
 async def status(request: web.Request) -> web.Response:
     """What an operator checks first: version, uptime, config, who is on call, incidents."""
     app = request.app
-    model, now = app[MODEL], app[CLOCK]()
+    model, now = app[CONFIG].model, app[CLOCK]()
     leave, overrides = await effective_entries(app)
     oncall = resolve(model, now, leave, overrides)
     body: dict[str, Any] = {
         "version": __version__,
         "uptime_seconds": round((now - app[STARTED]).total_seconds(), 3),
-        "config": {"path": str(app[SETTINGS].config), "digest": app[CONFIG_DIGEST]},
+        "config": {
+            "path": str(app[CONFIG].path),
+            "digest": app[CONFIG].digest,
+            "loaded_at": app[CONFIG].loaded_at.isoformat(),
+        },
         "oncall": oncall.to_json(model),
         "oncall_gap": oncall.primary is None,
         "incidents": {"open": await app[STORE].open_incident_count()},

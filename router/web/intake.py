@@ -22,7 +22,7 @@ from router.store.base import IngestOutcome
 from router.web.auth import CALLER
 from router.web.body import read_json
 from router.web.errors import ApiError
-from router.web.keys import CLOCK, METRICS, MODEL, OUTBOX, STORE
+from router.web.keys import CLOCK, CONFIG, METRICS, OUTBOX, STORE
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -49,7 +49,7 @@ async def generic_alert(request: web.Request) -> web.Response:
 
 async def _receive(request: web.Request, parse: Parser) -> web.Response:
     document = await read_json(request)
-    label = request.app[MODEL].routing.pipeline_label
+    label = request.app[CONFIG].model.routing.pipeline_label
     try:
         alerts = parse(document, label)
     except InvalidAlertError as err:
@@ -69,7 +69,7 @@ async def _receive(request: web.Request, parse: Parser) -> web.Response:
 async def accept(request: web.Request, alerts: Sequence[Alert]) -> list[IngestOutcome]:
     """Route and durably store `alerts` (with their first pages); log and count each one."""
     app = request.app
-    model, now = app[MODEL], app[CLOCK]()
+    model, now = app[CONFIG].model, app[CLOCK]()
     routed = [route(model, alert) for alert in alerts]
     caller = request.get(CALLER)
     outcomes = await app[STORE].ingest(routed, now, caller, model)

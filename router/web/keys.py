@@ -5,11 +5,10 @@ from __future__ import annotations
 __all__ = [
     "ACK_SIGNER",
     "CLOCK",
-    "CONFIG_DIGEST",
+    "CONFIG",
     "ESCALATOR",
     "LIMITER",
     "METRICS",
-    "MODEL",
     "OUTBOX",
     "SETTINGS",
     "STARTED",
@@ -27,17 +26,16 @@ from router.acklinks import AckSigner
 from router.metrics import Metrics
 from router.notify.webhook import WebhookSender
 from router.outbox import Outbox
+from router.reload import LoadedConfig
 from router.scheduler import Escalator
 from router.settings import Settings
 from router.store.base import Store
-from router.teammodel import TeamModel
 from router.web.ratelimit import RateLimiter
 
 Clock = Callable[[], datetime]
 
 SETTINGS = web.AppKey("settings", Settings)
-MODEL = web.AppKey("model", TeamModel)
-CONFIG_DIGEST = web.AppKey("config_digest", str)
+CONFIG = web.AppKey("config", LoadedConfig)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 STARTED = web.AppKey("started", datetime)
 STORE: web.AppKey[Store] = web.AppKey("store")

@@ -14,7 +14,7 @@ from router.schedule import Span, schedule, shifts_window
 from router.teammodel import TeamModel
 from router.timeutil import parse_instant
 from router.web.errors import ApiError
-from router.web.keys import CLOCK, MODEL
+from router.web.keys import CLOCK, CONFIG
 from router.web.params import whole_number
 from router.web.runtime import effective_entries
 
@@ -25,7 +25,7 @@ MAX_WEEKS = 520
 @routes.get("/api/v1/oncall")
 async def oncall(request: web.Request) -> web.Response:
     """Effective primary and backup at `?at=` (default now), with reasons."""
-    model = request.app[MODEL]
+    model = request.app[CONFIG].model
     at = _instant(request, "at", model)
     leave, overrides = await effective_entries(request.app)
     return web.json_response(resolve(model, at, leave, overrides).to_json(model))
@@ -34,7 +34,7 @@ async def oncall(request: web.Request) -> web.Response:
 @routes.get("/api/v1/schedule")
 async def schedule_json(request: web.Request) -> web.Response:
     """The effective schedule from `?from=` for `?weeks=` shifts (default 4)."""
-    model = request.app[MODEL]
+    model = request.app[CONFIG].model
     spans = await _spans(request, model)
     tz = model.team.tz
     rows = [
@@ -51,7 +51,7 @@ async def schedule_json(request: web.Request) -> web.Response:
 @routes.get("/api/v1/schedule.ics")
 async def schedule_ics(request: web.Request) -> web.Response:
     """The same schedule as an iCalendar feed."""
-    model = request.app[MODEL]
+    model = request.app[CONFIG].model
     body = schedule_to_ics(await _spans(request, model), request.app[CLOCK]())
     return web.Response(body=body, content_type="text/calendar", charset="utf-8")
 

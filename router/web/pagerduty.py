@@ -21,7 +21,7 @@ from router.teammodel import Pipeline, TeamModel
 from router.web.auth import CALLER, caller_name
 from router.web.body import BadJsonError, decode_json
 from router.web.intake import accept
-from router.web.keys import LIMITER, METRICS, MODEL, SETTINGS
+from router.web.keys import CONFIG, LIMITER, METRICS, SETTINGS
 
 routes = web.RouteTableDef()
 
@@ -43,7 +43,7 @@ async def enqueue(request: web.Request) -> web.Response:
     except InvalidAlertError as err:
         metrics.alerts_rejected.labels("invalid").inc()
         return _invalid([f"{d['path']}: {d['message']}" for d in err.details])
-    pipeline = _pipeline_for(request, request.app[MODEL], event.routing_key)
+    pipeline = _pipeline_for(request, request.app[CONFIG].model, event.routing_key)
     if pipeline is None:
         metrics.alerts_rejected.labels("unknown_routing_key").inc()
         return _invalid(["Invalid routing key"])

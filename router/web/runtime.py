@@ -20,7 +20,7 @@ from router.teammodel import LeaveEntry, Override
 from router.web.auth import CALLER
 from router.web.body import read_json
 from router.web.errors import ApiError
-from router.web.keys import CLOCK, MODEL, STORE
+from router.web.keys import CLOCK, CONFIG, STORE
 from router.web.params import whole_number
 
 log = structlog.get_logger(__name__)
@@ -31,7 +31,7 @@ MAX_ID = 2**62
 
 async def effective_entries(app: web.Application) -> tuple[list[LeaveEntry], list[Override]]:
     """The config's leave and overrides, then the runtime ones (later overrides win)."""
-    model, store = app[MODEL], app[STORE]
+    model, store = app[CONFIG].model, app[STORE]
     leave = [e.entry for e in await store.runtime_entries("leave")]
     overrides = [e.entry for e in await store.runtime_entries("override")]
     runtime_leave = [e for e in leave if isinstance(e, LeaveEntry)]
@@ -43,7 +43,7 @@ async def effective_entries(app: web.Application) -> tuple[list[LeaveEntry], lis
 async def list_entries(request: web.Request) -> web.Response:
     """The config's entries and the runtime ones in force."""
     kind = KINDS[request.match_info["kind"]]
-    model = request.app[MODEL]
+    model = request.app[CONFIG].model
     configured = model.leave if kind == "leave" else model.overrides
     runtime = await request.app[STORE].runtime_entries(kind)
     return web.json_response(
@@ -89,7 +89,7 @@ def _validate(kind: RuntimeKind, document: Any, request: web.Request) -> LeaveEn
         entry = model_type.model_validate(document)
     except ValidationError as err:
         raise ApiError(422, "invalid_body", "invalid entry", shape_errors(err).details) from None
-    problems = check_span(request.app[MODEL], "", entry)
+    problems = check_span(request.app[CONFIG].model, "", entry)
     if problems:
         details = [{"path": p.path.lstrip("."), "message": p.message} for p in problems]
         raise ApiError(422, "invalid_body", "invalid entry", details)

@@ -19,7 +19,7 @@ from router.teammodel import Silence
 from router.web.auth import CALLER
 from router.web.body import read_json
 from router.web.errors import ApiError
-from router.web.keys import CLOCK, ESCALATOR, MODEL, STORE
+from router.web.keys import CLOCK, CONFIG, ESCALATOR, STORE
 from router.web.params import whole_number
 
 log = structlog.get_logger(__name__)
@@ -29,7 +29,7 @@ routes = web.RouteTableDef()
 @routes.get("/api/v1/silences")
 async def list_silences(request: web.Request) -> web.Response:
     """The config's silences and the runtime ones not withdrawn, with whether each is active."""
-    model, now = request.app[MODEL], request.app[CLOCK]()
+    model, now = request.app[CONFIG].model, request.app[CLOCK]()
     tz = model.team.tz
     runtime = await request.app[STORE].runtime_silences()
     return web.json_response(
@@ -54,7 +54,7 @@ async def add_silence(request: web.Request) -> web.Response:
         silence = Silence.model_validate(fields)
     except ValidationError as err:
         raise ApiError(422, "invalid_body", "invalid silence", shape_errors(err).details) from None
-    problems = check_silence(request.app[MODEL], "", silence)
+    problems = check_silence(request.app[CONFIG].model, "", silence)
     if problems:
         details = [{"path": p.path.lstrip("."), "message": p.message} for p in problems]
         raise ApiError(422, "invalid_body", "invalid silence", details)
