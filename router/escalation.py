@@ -3,12 +3,13 @@
 A round runs the policy's steps; a step's `after` counts from the round's start. After
 the last step and `repeat_after`, the next round starts at step 1, `repeat` more times.
 A step that fires late (the router was down) moves the rest of the chain by the same
-delay: a missed step fires once, not once per missed interval.
+delay: a missed step fires once, not once per missed interval. After the last round's last
+step, `repeat_after` later, the chain is exhausted and the fallback channel is told.
 """
 
 from __future__ import annotations
 
-__all__ = ["EscalationState", "after_fired", "initial_state"]
+__all__ = ["EscalationState", "after_fired", "fit", "initial_state"]
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,17 +19,17 @@ from router.teammodel import EscalationPolicy
 
 @dataclass(frozen=True, slots=True)
 class EscalationState:
-    """The next step to fire (0-based) in `round` (from 1), and when; `due_at` None: done."""
+    """The next step to fire (0-based) in `round` (from 1), and when. `step` past the last
+    step means every step has fired: `due_at` is then when to say so, None once said."""
 
     round: int
     step: int
     round_start: datetime
     due_at: datetime | None
 
-    @property
-    def exhausted(self) -> bool:
-        """Every round has run: nothing more will fire."""
-        return self.due_at is None
+    def exhausted(self, policy: EscalationPolicy) -> bool:
+        """Every step of every round has fired."""
+        return self.step >= len(policy.steps)
 
 
 def initial_state(policy: EscalationPolicy, opened_at: datetime) -> EscalationState:
@@ -48,7 +49,15 @@ def after_fired(
         return EscalationState(
             state.round, following, round_start, round_start + steps[following].after
         )
+    round_end = round_start + steps[-1].after + policy.repeat_after
     if state.round <= policy.repeat:
-        next_start = round_start + steps[-1].after + policy.repeat_after
-        return EscalationState(state.round + 1, 0, next_start, next_start + steps[0].after)
-    return EscalationState(state.round, following, round_start, None)
+        return EscalationState(state.round + 1, 0, round_end, round_end + steps[0].after)
+    return EscalationState(state.round, following, round_start, round_end)
+
+
+def fit(policy: EscalationPolicy, state: EscalationState) -> EscalationState:
+    """A stored state made to fit the policy as it is now: a reload may have removed steps
+    or rounds, and an incident must neither wedge nor lose its escalation over it."""
+    if state.step < len(policy.steps) or state.round > policy.repeat:
+        return state
+    return EscalationState(state.round + 1, 0, state.round_start, state.due_at)

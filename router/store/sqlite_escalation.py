@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from router.escalation import EscalationState, after_fired, initial_state
+from router.escalation import EscalationState, after_fired, fit, initial_state
 from router.model import Incident
 from router.notify.message import Event
 from router.paging import Moment, Planned, StepPlan, plan_step
@@ -65,19 +65,24 @@ def _fire(
     policy_name = _policy_name(model, incident)
     policy = model.escalation_policies[policy_name]
     pipeline = model.pipeline(incident.pipeline) if incident.pipeline else None
+    state = fit(policy, state)
     for _ in range(len(policy.steps) * (policy.repeat + 1)):
+        if state.exhausted(policy):
+            break
         first = (state.round, state.step) == (1, 0)
         event: Event = "incident.triggered" if first else "incident.escalated"
         plan = plan_step(model, pipeline, policy_name, state.step, moment, event=event)
         insert_plan(conn, incident, plan, moment.now, state.round)
-        state = after_fired(policy, state, moment.now)
-        if plan.notifications or state.exhausted:
+        if plan.notifications:
+            state = after_fired(policy, state, moment.now)
             break
-        message = f"round {state.round}: a step had nobody to page; the next step fires now"
-        note(conn, incident.id, moment.now, kind="escalation.skipped", message=message, data={})
-        state = replace(state, due_at=moment.now)
-    if state.exhausted:
+        message = f"round {state.round}, step {state.step + 1} had nobody to page: moving on"
+        data = {"round": state.round, "step": state.step + 1}
+        note(conn, incident.id, moment.now, kind="escalation.skipped", message=message, data=data)
+        state = replace(after_fired(policy, state, moment.now), due_at=moment.now)
+    if state.exhausted(policy) and state.due_at is not None and state.due_at <= moment.now:
         _exhausted(conn, model, incident, moment.now, policy)
+        state = replace(state, due_at=None)
     _save(conn, incident.id, state)
 
 
