@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = ["create_app", "run"]
 
 import asyncio
+import gc
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -180,6 +181,10 @@ def run(settings: Settings) -> int:
             hint="set ROUTER_INBOUND_TOKENS; until then every /api request is refused with 401",
         )
     log.info("router.starting", version=__version__, host=settings.host, port=settings.port)
+    # What start-up allocated lives as long as the process: keep the collector off it, so
+    # full collections under load pause for ~1 ms rather than tens (measured in bench/).
+    gc.collect()
+    gc.freeze()
     try:
         web.run_app(app, host=settings.host, port=settings.port, print=None)
     except StoreUnavailableError as err:

@@ -27,9 +27,12 @@ def maybe_from_text(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def dumps(value: object) -> str:
-    """Compact JSON for a JSON column."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    """Compact JSON for a JSON column (one encoder: this runs several times per alert)."""
+    return _ENCODER.encode(value)
 
 
 def incident_from_row(row: Mapping[str, Any]) -> Incident:

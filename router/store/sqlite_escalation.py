@@ -32,9 +32,10 @@ def start(conn: sqlite3.Connection, model: TeamModel, incident: Incident, now: d
     state = initial_state(
         model.escalation_policies[_policy_name(model, incident)], incident.opened_at
     )
-    _save(conn, incident.id, state)
     if state.due_at is not None and state.due_at <= now:
-        _fire(conn, model, incident, state, _moment(conn, model, now))
+        _fire(conn, model, incident, state, _moment(conn, model, now))  # saves the state
+    else:
+        _save(conn, incident.id, state)
 
 
 def fire_due(conn: sqlite3.Connection, model: TeamModel, now: datetime, limit: int) -> int:
@@ -158,12 +159,15 @@ def _held_by_silence(
     now: datetime,
 ) -> bool:
     """While a silence matches, the step waits for the silence's end (and pages nobody)."""
+    candidates = [*model.silences, *(s.silence for s in runtime_silences(conn))]
+    if not candidates:
+        return False  # the common case: no alert's labels need reading
     row = conn.execute(
         "SELECT labels FROM alerts WHERE incident_id = ? ORDER BY id DESC LIMIT 1",
         (incident.id,),
     ).fetchone()
     labels = json.loads(row["labels"]) if row else {}
-    silence = _matching_silence(conn, model, incident.pipeline, labels, now)
+    silence = _matching_silence(candidates, model, incident.pipeline, labels, now)
     if silence is None:
         return False
     tz = model.team.tz
@@ -179,7 +183,7 @@ def _held_by_silence(
 
 
 def _matching_silence(
-    conn: sqlite3.Connection,
+    candidates: list[Silence],
     model: TeamModel,
     pipeline: str | None,
     labels: Mapping[str, str],
@@ -187,6 +191,5 @@ def _matching_silence(
 ) -> Silence | None:
     """The active silence that matches and ends last, if any."""
     tz = model.team.tz
-    candidates = [*model.silences, *(s.silence for s in runtime_silences(conn))]
     active = [s for s in candidates if s.active(now, tz) and s.matches(pipeline, labels)]
     return max(active, key=lambda s: span_end(s.ends, tz), default=None)
