@@ -357,10 +357,12 @@ async def test_incident_detail_has_alerts_notifications_and_an_oldest_first_time
     assert detail["id"] == incident_id
     assert {"status", "pipeline", "dedup_key", "summary", "severity", "count"} <= detail.keys()
     assert [alert["action"] for alert in detail["alerts"]] == ["trigger", "trigger"]
-    # Tuesday of week 5: step 1 pages Alice (on-call primary) by email; resolving tells her.
+    # Tuesday of week 5: step 1 pages Alice (on-call primary) by email; Bob's ack and the
+    # resolve are both told to her.
     notifications = detail["notifications"]
     assert [(n["event"], n["recipient"], n["channel"]) for n in notifications] == [
         ("incident.triggered", "Alice", "email"),
+        ("incident.acknowledged", "Alice", "email"),
         ("incident.resolved", "Alice", "email"),
     ]
     timeline = detail["timeline"]
@@ -660,3 +662,14 @@ async def test_without_its_store_the_router_is_not_ready_and_refuses_alerts_with
         assert int(response.headers["Retry-After"]) >= 1
         assert (await json_of(response))["error"]["code"] == "store_unavailable"
     assert (await client.get("/healthz")).status == 200
+
+
+async def test_an_ack_is_told_to_everyone_paged_except_whoever_acknowledged(
+    client: Client, clock: FakeClock
+) -> None:
+    """Alice (on call, paged) acks herself: nobody else was paged, so nobody is told."""
+    incident_id = await open_incident(client, "aggregate-profit", "self-ack")
+    clock.advance(MINUTE)
+    await act(client, incident_id, "ack", {"by": "Alice"})
+    events = [n["event"] for n in (await incident_detail(client, incident_id))["notifications"]]
+    assert events == ["incident.triggered"]

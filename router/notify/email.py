@@ -37,6 +37,11 @@ _SERVER_TEXT_LIMIT = 200
 _CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})  # controls, format, line breaks
 
 
+# Long headers stay on one line (RFC 5322 allows 998 characters): a folded subject reads back
+# with a leading space in some parsers.
+_POLICY = email.policy.SMTP.clone(max_line_length=998)
+
+
 def _has_control(text: str) -> bool:
     return any(unicodedata.category(char) in _CONTROL_CATEGORIES for char in text)
 
@@ -82,7 +87,7 @@ def build_email(message: EmailMessage, sender: str, now: float) -> email.message
     auto-responders quiet. The subject is forced onto one line whatever it contains."""
     from_address = _address(sender, "sender")
     to_address = _address(message.to, "recipient")
-    mail = email.message.EmailMessage(policy=email.policy.SMTP)
+    mail = email.message.EmailMessage(policy=_POLICY)
     mail["From"] = from_address
     mail["To"] = to_address
     mail["Subject"] = _one_line(message.subject)

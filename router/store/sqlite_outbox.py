@@ -6,8 +6,8 @@ from __future__ import annotations
 __all__ = [
     "claim",
     "dead_letters",
+    "insert_notice",
     "insert_plan",
-    "insert_resolved",
     "meta_secret",
     "notifications_of",
     "outbox_stats",
@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from router.model import Incident, Link, Notification, NotificationStatus
+from router.notify.message import Event
 from router.paging import Planned, StepPlan
 from router.store.base import Delivery, DeliveryOutcome, OutboxStats
 from router.store.rows import dumps, from_text, incident_from_row, maybe_from_text, to_text
@@ -88,24 +89,29 @@ def _insert(
     return cursor.rowcount
 
 
-def insert_resolved(conn: sqlite3.Connection, incident: Incident, now: datetime) -> int:
-    """Tell everyone who was paged for the incident that it is resolved."""
+def insert_notice(conn: sqlite3.Connection, incident: Incident, event: Event, now: datetime) -> int:
+    """Tell everyone who was paged for the incident that it was acknowledged or resolved
+    (not the person who acknowledged it: they know)."""
     rows = conn.execute(
         """SELECT DISTINCT recipient, recipient_kind, channel FROM notifications
-           WHERE incident_id = ? AND event <> 'incident.resolved' ORDER BY recipient, channel""",
+           WHERE incident_id = ? AND event IN ('incident.triggered', 'incident.escalated')
+           ORDER BY recipient, channel""",
         (incident.id,),
     ).fetchall()
-    by = incident.resolved_by or "the sender"
+    acked = event == "incident.acknowledged"
+    by = (incident.acknowledged_by if acked else incident.resolved_by) or "the sender"
+    verb = "acknowledged" if acked else "resolved"
     planned = [
         Planned(
-            "incident.resolved",
+            event,
             0,
             row["recipient"],
             row["recipient_kind"],
             row["channel"],
-            (f"you were paged for this incident; {by} resolved it",),
+            (f"you were paged for this incident; {by} {verb} it",),
         )
         for row in rows
+        if not (acked and row["recipient"] == by)
     ]
     return sum(_insert(conn, incident, p, now, 1) for p in planned)
 

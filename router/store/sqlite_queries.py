@@ -24,7 +24,7 @@ from router.routing import Routed
 from router.store.base import IncidentPage, IngestOutcome
 from router.store.rows import alert_json, dumps, from_text, incident_from_row, to_text
 from router.store.sqlite_escalation import start as start_escalation
-from router.store.sqlite_outbox import insert_resolved, note
+from router.store.sqlite_outbox import insert_notice, note
 from router.teammodel import TeamModel
 
 _UNRESOLVED = "SELECT * FROM incidents WHERE dedup_key = ? AND status <> 'resolved'"
@@ -62,7 +62,9 @@ def _ingest_one(
     if incident is not None and change is Change.OPEN and model is not None:
         start_escalation(conn, model, incident, now)
     if incident is not None and change is Change.RESOLVE:
-        insert_resolved(conn, incident, now)
+        insert_notice(conn, incident, "incident.resolved", now)
+    if incident is not None and change is Change.ACKNOWLEDGE:
+        insert_notice(conn, incident, "incident.acknowledged", now)
     return IngestOutcome(incident, change)
 
 
@@ -208,8 +210,7 @@ def set_status(
     message = f"{status} by {by}"
     note(conn, incident_id, now, kind=f"incident.{status}", message=message, data={"by": by})
     changed = incident_from_row(row)
-    if status == "resolved":
-        insert_resolved(conn, changed, now)
+    insert_notice(conn, changed, f"incident.{status}", now)  # type: ignore[arg-type]
     return changed
 
 
