@@ -266,8 +266,8 @@ async def test_kill_9_mid_delivery_loses_no_page_and_duplicates_keep_their_key(
         assert (page.event, page.step) == ("incident.triggered", 1), page
     # Pages the daemon never heard a 200 for were sent again after the restart ...
     assert in_flight <= set(duplicates), in_flight - set(duplicates)
-    # ... and only pages the dead daemon had started are ever sent twice, at most twice.
-    assert set(duplicates) <= set(before_kill), set(duplicates) - set(before_kill)
+    # ... and a page is sent at most twice: once by the dead daemon (perhaps still in a
+    # socket buffer at the kill, so not yet counted in `before_kill`), once after restart.
     assert max(received.values()) <= 2, duplicates
     assert all(n["status"] == "sent" and n["channel"] == "webhook" for n in notifications)
 
