@@ -243,6 +243,9 @@ class SqliteStore:
 
     async def _write(self, job: Job) -> Any:
         self._connection()
+        if self._writer is None or self._writer.done():
+            # Queued work would wait forever: refuse it, so the caller answers 503.
+            raise StoreUnavailableError("the SQLite writer is not running")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((job, future))
         return await future
@@ -271,9 +274,12 @@ class SqliteStore:
             results = await self._in_thread(
                 _run_batch, self._connection(), [job for job, _ in batch]
             )
-        except StoreUnavailableError as err:
+        except Exception as err:  # every waiting caller must hear of it
             log.error("store.commit_failed", error=str(err), batch=len(batch))
-            results = [err] * len(batch)
+            failure = (
+                err if isinstance(err, StoreUnavailableError) else StoreUnavailableError(str(err))
+            )
+            results = [failure] * len(batch)
         else:
             self.commits += 1
         for (_, future), result in zip(batch, results, strict=True):
