@@ -18,7 +18,7 @@ from aiohttp import web
 from router import __version__
 from router.acklinks import AckSigner
 from router.delivery import LinkMaker
-from router.logs import configure_logging
+from router.logs import configure_logging, known_secrets
 from router.metrics import Metrics
 from router.notify.email import SmtpSender
 from router.notify.webhook import WebhookSender
@@ -46,6 +46,7 @@ from router.web.keys import (
     Clock,
 )
 from router.web.ratelimit import RateLimiter
+from router.web.requestid import request_id_middleware
 
 log = structlog.get_logger(__name__)
 
@@ -66,7 +67,12 @@ def create_app(
     `store` to the one `ROUTER_DATABASE_URL` names; the app opens and closes it. Tests that
     drive delivery themselves (`app[OUTBOX].deliver_due()`) turn the background loop off."""
     app = web.Application(
-        middlewares=[_timing_middleware, error_middleware, auth_middleware()],
+        middlewares=[
+            request_id_middleware,
+            _timing_middleware,
+            error_middleware,
+            auth_middleware(),
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -172,8 +178,9 @@ async def _reload_on_sighup(app: web.Application) -> AsyncIterator[None]:
 
 def run(settings: Settings) -> int:
     """Serve until SIGINT/SIGTERM; returns the exit code."""
-    configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
+    secrets = known_secrets(settings, app[CONFIG].model)
+    configure_logging(settings.log_level, settings.log_format, secrets=secrets)
     app.cleanup_ctx.append(_reload_on_sighup)
     if not settings.inbound_tokens and not settings.hmac_secrets():
         log.warning(

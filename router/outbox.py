@@ -164,6 +164,7 @@ class Outbox:
 
     async def _deliver(self, delivery: Delivery) -> None:
         """One notification; an unexpected error dead-letters it, never the whole pass."""
+        structlog.contextvars.bind_contextvars(incident=delivery.notification.incident_id)
         try:
             await self._deliver_checked(delivery)
         except StoreUnavailableError:

@@ -16,6 +16,7 @@ import structlog
 
 from router.config import config_digest, load_team_model
 from router.errors import ConfigError
+from router.logs import known_secrets, redact_secrets
 from router.teammodel import TeamModel
 
 log = structlog.get_logger(__name__)
@@ -43,6 +44,7 @@ class LoadedConfig:
         except ConfigError as err:
             log.error("config.reload_failed", problems=err.lines(), keeping=self.digest)
             return False
+        redact_secrets(known_secrets(model=fresh))  # before anything could log them
         changed = _changed_sections(self.model, fresh)
         # One assignment each: a request sees the old model or the new, never a mixture.
         self.model, self.digest, self.loaded_at = fresh, config_digest(self.path), now

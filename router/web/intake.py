@@ -88,4 +88,7 @@ async def accept(request: web.Request, alerts: Sequence[Alert]) -> list[IngestOu
             incident=outcome.incident.id if outcome.incident else None,
             change=outcome.change.value,
         )
+    structlog.contextvars.bind_contextvars(
+        incidents=[o.incident.id for o in outcomes if o.incident]
+    )
     return outcomes
