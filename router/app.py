@@ -121,6 +121,7 @@ def _outbox(app: web.Application) -> Outbox:
             max_age=timedelta(seconds=settings.delivery_max_age_seconds),
             lease=timedelta(seconds=settings.delivery_lease_seconds),
         ),
+        per_destination=settings.delivery_per_destination,
     )
 
 

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     delivery_max_attempts: int = Field(default=8, ge=1, le=100)
     delivery_max_age_seconds: float = Field(default=3600, gt=0)
     delivery_lease_seconds: float = Field(default=60, gt=0)
+    delivery_per_destination: int = Field(default=16, ge=1, le=256)
     webhook_timeout_seconds: float = Field(default=10, gt=0, le=300)
     smtp_timeout_seconds: float = Field(default=10, gt=0, le=300)
     drain_timeout_seconds: float = Field(default=10, gt=0)
