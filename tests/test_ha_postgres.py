@@ -1,0 +1,90 @@
+"""Two real `router serve` processes on one PostgreSQL (issue 7's HA setup).
+
+A burst of alerts spread over both replicas: every accepted alert is an incident. The same
+dedup key posted to both at once: one incident (the database's unique index decides, not
+memory). One replica killed with SIGKILL: the other keeps accepting, and nothing the dead
+one accepted is lost. The test prints the counts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from pg import PostgresServer
+from services import RouterProcess, http_request
+
+BURST = 200
+RACES = 30
+NO_RATE_LIMIT = {"ROUTER_RATE_LIMIT_PER_SECOND": "0"}
+
+
+def _alert(key: str) -> dict[str, Any]:
+    return {
+        "pipeline": "aggregate-profit",
+        "summary": f"HA probe {key}",
+        "severity": "warning",
+        "status": "firing",
+        "dedup_key": key,
+        "source": "test_ha_postgres",
+    }
+
+
+def _post(router: RouterProcess, key: str) -> int:
+    status, _ = http_request(
+        "POST", f"{router.base_url}/api/v1/alerts", _alert(key), router.token, timeout=15
+    )
+    return status
+
+
+def _incidents(url: str) -> dict[str, tuple[int, int]]:
+    """dedup key → (incidents, alerts folded into the unresolved one)."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT dedup_key, count(*), max(count) FROM incidents GROUP BY dedup_key"
+        ).fetchall()
+    return {key: (int(n), int(folded)) for key, n, folded in rows}
+
+
+def test_two_replicas_on_one_postgresql_lose_and_double_nothing(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    url = postgres_server.new_database()
+    env = {"ROUTER_DATABASE_URL": url, **NO_RATE_LIMIT}
+    with (
+        RouterProcess(tmp_path / "a", env=env) as first,
+        RouterProcess(tmp_path / "b", env=env) as second,
+        ThreadPoolExecutor(16) as pool,
+    ):
+        replicas = (first, second)
+        keys = [f"burst-{n}" for n in range(BURST)]
+        statuses = list(pool.map(lambda n: _post(replicas[n % 2], keys[n]), range(BURST)))
+        races = [f"race-{n}" for n in range(RACES)]
+        race_statuses = list(
+            pool.map(lambda a: _post(a[0], a[1]), [(r, key) for key in races for r in replicas])
+        )
+        for replica in replicas:
+            status, body = replica.get("/readyz")
+            assert status == 200, body
+
+        first.kill9()
+        after = [f"after-kill-{n}" for n in range(20)]
+        after_statuses = [_post(second, key) for key in after]
+
+    found = _incidents(url)
+    print(
+        f"\nHA on PostgreSQL: burst {Counter(statuses)}, races {Counter(race_statuses)}, "
+        f"after SIGKILL {Counter(after_statuses)}; incidents {sum(n for n, _ in found.values())}"
+    )
+    assert Counter(statuses) == Counter({202: BURST})
+    assert Counter(race_statuses) == Counter({202: 2 * RACES})
+    assert Counter(after_statuses) == Counter({202: len(after)})
+    for key in keys + after:
+        assert found[key] == (1, 1), key
+    for key in races:
+        assert found[key] == (1, 2), key  # one incident, the second post folded as a repeat
+    assert len(found) == BURST + RACES + len(after)
