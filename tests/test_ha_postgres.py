@@ -88,3 +88,42 @@ def test_two_replicas_on_one_postgresql_lose_and_double_nothing(
     for key in races:
         assert found[key] == (1, 2), key  # one incident, the second post folded as a repeat
     assert len(found) == BURST + RACES + len(after)
+
+
+def test_postgresql_stopped_under_load_means_503_then_recovery_without_restart(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    url = postgres_server.new_database()
+    env = {"ROUTER_DATABASE_URL": url, **NO_RATE_LIMIT}
+    accepted: list[str] = []
+    with RouterProcess(tmp_path, env=env) as router, ThreadPoolExecutor(8) as pool:
+        before = [f"before-{n}" for n in range(50)]
+        assert set(pool.map(lambda key: _post(router, key), before)) == {202}
+        accepted += before
+        postgres_server.stop_server()
+        try:
+            down = [f"down-{n}" for n in range(20)]
+            down_statuses = list(pool.map(lambda key: _post(router, key), down))
+            status, raw = http_request(
+                "POST", f"{router.base_url}/api/v1/alerts", _alert("probe"), router.token
+            )
+            ready, _ = router.get("/readyz")
+        finally:
+            postgres_server.start_server()
+        after = [f"after-{n}" for n in range(50)]
+        after_statuses = list(pool.map(lambda key: _post(router, key), after))
+        accepted += [key for key, s in zip(after, after_statuses, strict=True) if s == 202]
+        ready_again, _ = router.get("/readyz")
+        assert router.process.poll() is None  # no restart
+    print(
+        f"\nPostgreSQL stopped: while down {Counter(down_statuses)}, readyz {ready}; "
+        f"after {Counter(after_statuses)}, readyz {ready_again}"
+    )
+    assert set(down_statuses) == {503}, down_statuses  # refused, never accepted and lost
+    assert status == 503
+    assert b"store_unavailable" in raw
+    assert ready == 503
+    assert Counter(after_statuses) == Counter({202: len(after)})
+    assert ready_again == 200
+    found = _incidents(url)
+    assert set(found) == set(accepted)  # everything accepted is there, nothing refused is

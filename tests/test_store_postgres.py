@@ -178,3 +178,17 @@ async def test_a_stopped_server_is_unavailable_and_recovers_when_it_returns(
         assert await store.open_incident_count() == 2
     finally:
         await store.close()
+
+
+async def test_replicas_taking_keys_in_opposite_orders_retry_instead_of_failing(
+    replicas: list[PostgresStore],
+) -> None:
+    """Two batches open x then y, and y then x: one loses a deadlock, runs again after the
+    other commits, and folds into the incidents the other opened."""
+    first, second = replicas
+    for n in range(5):  # a deadlock costs PostgreSQL's deadlock_timeout (1 s) to detect
+        x, y = _routed(f"x-{n}"), _routed(f"y-{n}")
+        outcomes = await asyncio.gather(first.ingest([x, y], NOW), second.ingest([y, x], NOW))
+        changes = Counter(outcome.change for batch in outcomes for outcome in batch)
+        assert changes == Counter({Change.OPEN: 2, Change.REPEAT: 2})
+    assert await first.open_incident_count() == 10

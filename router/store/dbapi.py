@@ -51,6 +51,8 @@ class Dialect:
     skip_locked: str
     # What a violated unique constraint raises (another replica opened the incident first).
     duplicate_errors: tuple[type[Exception], ...]
+    # What a job may raise for losing a race it can win on a second try (a deadlock).
+    retry_errors: tuple[type[Exception], ...] = ()
 
 
 SQLITE = Dialect("sqlite", "", (sqlite3.IntegrityError,))

@@ -38,6 +38,7 @@ from router.store.base import (
     RuntimeSilence,
     StoreUnavailableError,
 )
+from router.store.dbapi import dialect
 from router.teammodel import LeaveEntry, Override, Silence, TeamModel
 
 T = TypeVar("T")
@@ -309,22 +310,41 @@ class ThreadedStore:
                 future.set_result(result)
 
 
+_ATTEMPTS = 3
+
+
 def run_batch(conn: Any, jobs: list[Job]) -> list[Any]:
-    """Every job in one transaction, each in a savepoint; one COMMIT (one fsync) for all."""
-    results: list[Any] = []
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for job in jobs:
-            conn.execute("SAVEPOINT job")
-            try:
-                results.append(job(conn))
-            except Exception as err:
-                conn.execute("ROLLBACK TO job")
-                results.append(err)
-            conn.execute("RELEASE job")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+    """Every job in one transaction, each in a savepoint; one COMMIT (one fsync) for all.
+
+    A job that loses a deadlock (replicas' batches taking the same rows in other orders) is
+    rolled back to its savepoint and run again after the commit, in the next transaction,
+    once the other replica's batch is through; SQLite, with one writer, has no such error.
+    """
+    results: list[Any] = [None] * len(jobs)
+    pending = list(range(len(jobs)))
+    retryable = dialect(conn).retry_errors
+    for attempt in range(_ATTEMPTS):
+        again: list[int] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for index in pending:
+                conn.execute("SAVEPOINT job")
+                try:
+                    results[index] = jobs[index](conn)
+                except Exception as err:
+                    conn.execute("ROLLBACK TO job")
+                    if isinstance(err, retryable) and attempt < _ATTEMPTS - 1:
+                        again.append(index)
+                    else:
+                        results[index] = err
+                conn.execute("RELEASE job")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        if not again:
+            break
+        log.info("store.jobs_retried", count=len(again), reason="deadlock")
+        pending = again
     return results
