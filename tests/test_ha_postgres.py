@@ -8,15 +8,30 @@ one accepted is lost. The test prints the counts.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 from pg import PostgresServer
 from services import RouterProcess, http_request
+from test_delivery_crash import (
+    ALERTS,
+    ENV,
+    KILL_AFTER_RECEIVED,
+    LEASE_SECONDS,
+    SLOW_ANSWER,
+    Receiver,
+    _all_sent,
+    _notifications,
+    _poll,
+    _post_alerts,
+    _webhook_only_config,
+)
 
 BURST = 200
 RACES = 30
@@ -127,3 +142,64 @@ def test_postgresql_stopped_under_load_means_503_then_recovery_without_restart(
     assert ready_again == 200
     found = _incidents(url)
     assert set(found) == set(accepted)  # everything accepted is there, nothing refused is
+
+
+@pytest.mark.timeout(120)
+async def test_a_replica_killed_mid_delivery_loses_no_page_and_doubles_only_with_its_key(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """Pages go out through a slow webhook from both replicas; one is SIGKILLed with pages in
+    flight. The survivor delivers everything (the dead one's claims once their lease
+    expires); a page is sent twice only if the dead replica had it in flight, with its key."""
+    url = postgres_server.new_database()
+    receiver = Receiver(delay=SLOW_ANSWER)
+    config = _webhook_only_config(tmp_path, await receiver.start())
+    env = {"ROUTER_DATABASE_URL": url, **ENV}
+    first = RouterProcess(tmp_path / "a", config=config, env=env)
+    second = RouterProcess(tmp_path / "b", config=config, env=env)
+    try:
+        await asyncio.gather(asyncio.to_thread(first.start), asyncio.to_thread(second.start))
+        halves = await asyncio.gather(
+            _post_alerts(first, [f"ha-a-{n}" for n in range(ALERTS // 2)]),
+            _post_alerts(second, [f"ha-b-{n}" for n in range(ALERTS // 2)]),
+        )
+        incident_ids = [*halves[0], *halves[1]]
+        await _poll(
+            lambda: len(receiver.pages) >= KILL_AFTER_RECEIVED and bool(receiver.unanswered()),
+            within=30,
+            what=f"{KILL_AFTER_RECEIVED} pages at the receiver, some still unanswered",
+        )
+        in_flight = receiver.unanswered()
+        before_kill = receiver.keys()
+        first.kill9()
+        expected = {
+            n["idempotency_key"]: n["incident_id"]
+            for n in await _notifications(second, incident_ids)
+        }
+        assert len(expected) == ALERTS  # one page per incident, over the webhook only
+        await _poll(
+            lambda: {page.incident for page in receiver.pages} >= set(incident_ids),
+            within=LEASE_SECONDS + 60,
+            what="every incident's page at the receiver",
+        )
+        notifications = await _all_sent(second, incident_ids, within=30)
+    finally:
+        first.stop()
+        second.stop()
+        await receiver.close()
+
+    received = receiver.keys()
+    duplicates = {key for key, count in received.items() if count > 1}
+    print(
+        f"\nHA delivery: accepted {len(incident_ids)} over 2 replicas, received before the "
+        f"kill {before_kill.total()} ({len(in_flight)} unanswered), requests "
+        f"{received.total()}, unique {len(received)}, sent twice {len(duplicates)}"
+    )
+    assert set(received) == set(expected)
+    for page in receiver.pages:
+        assert page.incident == expected[page.key], page
+    assert max(received.values()) <= 2, duplicates
+    # Only a page in flight at the kill (unanswered, or still in a socket buffer) is sent
+    # twice: never one that had been answered, and then with its own key (checked above).
+    assert duplicates <= in_flight | (set(received) - set(before_kill)), duplicates
+    assert all(n["status"] == "sent" for n in notifications)
