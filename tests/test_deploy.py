@@ -29,6 +29,8 @@ from aiohttp import web
 from router.config import load_team_model
 from router.metrics import Metrics
 from router.settings import Settings
+from router.store.factory import open_store
+from router.store.postgres import PostgresStore
 from router.web import health, intake
 
 from configs import SHIPPED_CONFIG
@@ -590,3 +592,23 @@ def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
     problems = [line for line in done.stderr.splitlines() if UNIT.name in line or "Unknown" in line]
     assert done.returncode == 0, done.stderr
     assert problems == [], problems
+
+
+def test_the_ha_compose_runs_two_stateless_routers_on_one_postgresql() -> None:
+    document: dict[str, Any] = _yaml(DEPLOY / "compose.ha.yaml")
+    services = document["services"]
+    routers = {name: s for name, s in services.items() if name.startswith("router")}
+    assert len(routers) >= 2
+    urls = set()
+    for name, router in routers.items():
+        settings = {**_env_file(DEPLOY / router["env_file"][0]), **router["environment"]}
+        _assert_settings(list(settings), f"compose.ha {name}")
+        urls.add(settings["ROUTER_DATABASE_URL"])
+        assert isinstance(open_store(settings["ROUTER_DATABASE_URL"]), PostgresStore)
+        for host, read_only in _binds(router).values():
+            assert host.exists(), f"{name} mounts {host}, which does not exist"
+            assert read_only, f"{name}: {host} must be read-only: the state is in PostgreSQL"
+        assert not [v for v in router["volumes"] if not v.startswith(".")], "stateless"
+        assert router["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert len(urls) == 1, "every replica must share the one database"
+    assert "postgres" in services
