@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +13,20 @@ from router.config import load_team_model
 from router.crosscheck import cross_check
 from router.teammodel import TeamModel
 
+from pg import PostgresServer
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "config"
 
 MakeModel = Callable[..., TeamModel]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL for the session (skipped, or failed in CI, when not installed)."""
+    server = PostgresServer.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

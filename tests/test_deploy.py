@@ -29,6 +29,8 @@ from aiohttp import web
 from router.config import load_team_model
 from router.metrics import Metrics
 from router.settings import Settings
+from router.store.factory import open_store
+from router.store.postgres import PostgresStore
 from router.web import health, intake
 
 from configs import SHIPPED_CONFIG
@@ -590,3 +592,59 @@ def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
     problems = [line for line in done.stderr.splitlines() if UNIT.name in line or "Unknown" in line]
     assert done.returncode == 0, done.stderr
     assert problems == [], problems
+
+
+def test_the_ha_compose_runs_two_stateless_routers_on_one_postgresql() -> None:
+    document: dict[str, Any] = _yaml(DEPLOY / "compose.ha.yaml")
+    services = document["services"]
+    routers = {name: s for name, s in services.items() if name.startswith("router")}
+    assert len(routers) >= 2
+    urls = set()
+    for name, router in routers.items():
+        settings = {**_env_file(DEPLOY / router["env_file"][0]), **router["environment"]}
+        _assert_settings(list(settings), f"compose.ha {name}")
+        urls.add(settings["ROUTER_DATABASE_URL"])
+        assert isinstance(open_store(settings["ROUTER_DATABASE_URL"]), PostgresStore)
+        for host, read_only in _binds(router).values():
+            assert host.exists(), f"{name} mounts {host}, which does not exist"
+            assert read_only, f"{name}: {host} must be read-only: the state is in PostgreSQL"
+        assert not [v for v in router["volumes"] if not v.startswith(".")], "stateless"
+        assert router["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert len(urls) == 1, "every replica must share the one database"
+    assert "postgres" in services
+
+
+def test_the_ha_kustomization_runs_two_pods_on_postgresql_without_a_volume() -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed: the HA kustomization cannot be built")
+    built = subprocess.run(
+        [
+            kubectl,
+            "kustomize",
+            "--load-restrictor",
+            "LoadRestrictionsNone",
+            str(DEPLOY / "kubernetes-ha"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert built.returncode == 0, built.stderr
+    documents = [doc for doc in yaml.safe_load_all(built.stdout) if doc]
+    for document in documents:
+        kubernetes_validate.validate(document, KUBERNETES_VERSIONS[-1], strict=True)
+    kinds = {doc["kind"] for doc in documents}
+    assert "PersistentVolumeClaim" not in kinds
+    [deployment] = [d for d in documents if d["kind"] == "Deployment"]
+    [pdb] = [d for d in documents if d["kind"] == "PodDisruptionBudget"]
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pod = deployment["spec"]["template"]["spec"]
+    assert not [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    [container] = pod["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["ROUTER_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "ROUTER_DATABASE_URL"
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/etc/router/config", "/tmp"}
+    assert pdb["spec"] == {"minAvailable": 1, "selector": pdb["spec"]["selector"]}

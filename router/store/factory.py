@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-__all__ = ["open_store", "sqlite_path"]
+__all__ = ["open_store", "postgres_url", "sqlite_path"]
 
 from pathlib import Path
 
 from router.errors import ConfigError, ConfigProblem
 from router.store.base import Store
+from router.store.postgres import PostgresStore
 from router.store.sqlite import SqliteStore
+
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -19,15 +22,26 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url.removeprefix(prefix))
 
 
+def postgres_url(url: str) -> str | None:
+    """A libpq URL for `postgresql://…` (also `postgres://`, `postgresql+psycopg://`)."""
+    for scheme in _POSTGRES_SCHEMES:
+        if url.startswith(scheme) and len(url) > len(scheme):
+            return "postgresql://" + url.removeprefix(scheme)
+    return None
+
+
 def open_store(url: str) -> Store:
     """An unopened store for the URL, or ConfigError naming what is wrong with it."""
     path = sqlite_path(url)
     if path is not None:
         return SqliteStore(path)
+    pg = postgres_url(url)
+    if pg is not None:
+        return PostgresStore(pg)
     scheme = url.split(":", 1)[0] if ":" in url else "(none)"
-    if scheme in {"postgresql", "postgres"}:
-        message = "PostgreSQL is not supported yet; use sqlite:///path/to/router.db"
-    else:
-        message = f"unknown scheme {scheme!r}; use sqlite:///relative.db or sqlite:////absolute.db"
+    message = (
+        f"unknown scheme {scheme!r}; use sqlite:///relative.db, sqlite:////absolute.db "
+        "or postgresql://user:password@host/database"
+    )
     # The URL may carry a password: name the variable, never echo the value.
     raise ConfigError("environment", [ConfigProblem("ROUTER_DATABASE_URL", message)])

@@ -10,7 +10,6 @@ from __future__ import annotations
 __all__ = ["fire_due", "start"]
 
 import json
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -20,6 +19,7 @@ from router.escalation import EscalationState, after_fired, fit, initial_state
 from router.model import Incident
 from router.notify.message import Event
 from router.paging import Moment, Planned, StepPlan, plan_step
+from router.store.dbapi import Connection, dialect
 from router.store.rows import dumps, from_text, incident_from_row, to_text
 from router.store.sqlite_outbox import insert_plan, note
 from router.store.sqlite_runtime import runtime_entries, runtime_silences
@@ -27,7 +27,7 @@ from router.teammodel import EscalationPolicy, LeaveEntry, Override, Silence, Te
 from router.timeutil import span_end
 
 
-def start(conn: sqlite3.Connection, model: TeamModel, incident: Incident, now: datetime) -> None:
+def start(conn: Connection, model: TeamModel, incident: Incident, now: datetime) -> None:
     """Begin a new incident's escalation; step 1 fires at once when its `after` is 0."""
     state = initial_state(
         model.escalation_policies[_policy_name(model, incident)], incident.opened_at
@@ -38,11 +38,11 @@ def start(conn: sqlite3.Connection, model: TeamModel, incident: Incident, now: d
         _save(conn, incident.id, state)
 
 
-def fire_due(conn: sqlite3.Connection, model: TeamModel, now: datetime, limit: int) -> int:
+def fire_due(conn: Connection, model: TeamModel, now: datetime, limit: int) -> int:
     """Fire every open incident's due step (oldest first); returns how many incidents."""
     rows = conn.execute(
-        """SELECT * FROM incidents WHERE status = 'open' AND esc_due_at IS NOT NULL
-           AND esc_due_at <= ? ORDER BY esc_due_at, id LIMIT ?""",
+        f"""SELECT * FROM incidents WHERE status = 'open' AND esc_due_at IS NOT NULL
+           AND esc_due_at <= ? ORDER BY esc_due_at, id LIMIT ?{dialect(conn).skip_locked}""",  # noqa: S608 - a fixed dialect fragment
         (to_text(now), limit),
     ).fetchall()
     if not rows:
@@ -54,7 +54,7 @@ def fire_due(conn: sqlite3.Connection, model: TeamModel, now: datetime, limit: i
 
 
 def _fire(
-    conn: sqlite3.Connection,
+    conn: Connection,
     model: TeamModel,
     incident: Incident,
     state: EscalationState,
@@ -88,7 +88,7 @@ def _fire(
 
 
 def _exhausted(
-    conn: sqlite3.Connection,
+    conn: Connection,
     model: TeamModel,
     incident: Incident,
     now: datetime,
@@ -119,7 +119,7 @@ def _policy_name(model: TeamModel, incident: Incident) -> str:
     return model.routing.fallback_escalation
 
 
-def _moment(conn: sqlite3.Connection, model: TeamModel, now: datetime) -> Moment:
+def _moment(conn: Connection, model: TeamModel, now: datetime) -> Moment:
     leave = [e.entry for e in runtime_entries(conn, "leave") if isinstance(e.entry, LeaveEntry)]
     overrides = [
         e.entry for e in runtime_entries(conn, "override") if isinstance(e.entry, Override)
@@ -137,7 +137,7 @@ def _state(row: Mapping[str, Any]) -> EscalationState:
     )
 
 
-def _save(conn: sqlite3.Connection, incident_id: int, state: EscalationState) -> None:
+def _save(conn: Connection, incident_id: int, state: EscalationState) -> None:
     conn.execute(
         "UPDATE incidents SET esc_round = ?, esc_step = ?, esc_round_start = ?, esc_due_at = ? "
         "WHERE id = ?",
@@ -152,7 +152,7 @@ def _save(conn: sqlite3.Connection, incident_id: int, state: EscalationState) ->
 
 
 def _held_by_silence(
-    conn: sqlite3.Connection,
+    conn: Connection,
     model: TeamModel,
     incident: Incident,
     state: EscalationState,

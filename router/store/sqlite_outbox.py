@@ -17,7 +17,6 @@ __all__ = [
 
 import json
 import secrets
-import sqlite3
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -26,11 +25,12 @@ from router.model import Incident, Link, Notification, NotificationStatus
 from router.notify.message import Event
 from router.paging import Planned, StepPlan
 from router.store.base import Delivery, DeliveryOutcome, OutboxStats
+from router.store.dbapi import Connection, dialect
 from router.store.rows import dumps, from_text, incident_from_row, maybe_from_text, to_text
 
 
 def note(
-    conn: sqlite3.Connection,
+    conn: Connection,
     incident_id: int,
     now: datetime,
     *,
@@ -46,7 +46,7 @@ def note(
 
 
 def insert_plan(
-    conn: sqlite3.Connection, incident: Incident, plan: StepPlan, now: datetime, round_: int = 1
+    conn: Connection, incident: Incident, plan: StepPlan, now: datetime, round_: int = 1
 ) -> int:
     """Create a step's notifications (a key already present is not created twice)."""
     created = 0
@@ -64,7 +64,7 @@ def insert_plan(
 
 
 def _insert(
-    conn: sqlite3.Connection, incident: Incident, planned: Planned, now: datetime, round_: int
+    conn: Connection, incident: Incident, planned: Planned, now: datetime, round_: int
 ) -> int:
     incident_id = incident.id
     cursor = conn.execute(
@@ -89,7 +89,7 @@ def _insert(
     return cursor.rowcount
 
 
-def insert_notice(conn: sqlite3.Connection, incident: Incident, event: Event, now: datetime) -> int:
+def insert_notice(conn: Connection, incident: Incident, event: Event, now: datetime) -> int:
     """Tell everyone who was paged for the incident that it was acknowledged or resolved
     (not the person who acknowledged it: they know)."""
     rows = conn.execute(
@@ -116,25 +116,23 @@ def insert_notice(conn: sqlite3.Connection, incident: Incident, event: Event, no
     return sum(_insert(conn, incident, p, now, 1) for p in planned)
 
 
-def claim(conn: sqlite3.Connection, now: datetime, limit: int, lease: timedelta) -> list[Delivery]:
+def claim(conn: Connection, now: datetime, limit: int, lease: timedelta) -> list[Delivery]:
     """Lease due notifications (and ones whose lease expired: a crashed worker's)."""
     at = to_text(now)
     rows = conn.execute(
-        """UPDATE notifications SET status = 'sending', lease_until = ?, attempts = attempts + 1
+        f"""UPDATE notifications SET status = 'sending', lease_until = ?, attempts = attempts + 1
            WHERE id IN (
                SELECT id FROM notifications
                WHERE (status = 'pending' AND next_attempt_at <= ?)
                   OR (status = 'sending' AND lease_until <= ?)
-               ORDER BY next_attempt_at, id LIMIT ?)
-           RETURNING *""",
+               ORDER BY next_attempt_at, id LIMIT ?{dialect(conn).skip_locked})
+           RETURNING *""",  # noqa: S608 - a fixed dialect fragment
         (to_text(now + lease), at, at, limit),
     ).fetchall()
     return [_delivery(conn, _notification(row), from_text(row["lease_until"])) for row in rows]
 
 
-def renew_lease(
-    conn: sqlite3.Connection, notification_id: int, held: datetime, until: datetime
-) -> bool:
+def renew_lease(conn: Connection, notification_id: int, held: datetime, until: datetime) -> bool:
     """Move the lease on, only if it is still the one this worker holds."""
     cursor = conn.execute(
         "UPDATE notifications SET lease_until = ? "
@@ -144,9 +142,7 @@ def renew_lease(
     return cursor.rowcount == 1
 
 
-def _delivery(
-    conn: sqlite3.Connection, notification: Notification, lease_until: datetime
-) -> Delivery:
+def _delivery(conn: Connection, notification: Notification, lease_until: datetime) -> Delivery:
     incident = incident_from_row(
         conn.execute("SELECT * FROM incidents WHERE id = ?", (notification.incident_id,)).fetchone()
     )
@@ -180,7 +176,7 @@ def _notification(row: Mapping[str, Any]) -> Notification:
     )
 
 
-def record(conn: sqlite3.Connection, outcome: DeliveryOutcome) -> None:
+def record(conn: Connection, outcome: DeliveryOutcome) -> None:
     """Store a delivery attempt's outcome and put it on the incident's timeline."""
     n = outcome.notification
     at = to_text(outcome.at)
@@ -215,7 +211,7 @@ def record(conn: sqlite3.Connection, outcome: DeliveryOutcome) -> None:
         )
 
 
-def notifications_of(conn: sqlite3.Connection, incident_id: int) -> list[Notification]:
+def notifications_of(conn: Connection, incident_id: int) -> list[Notification]:
     """An incident's notifications, oldest first."""
     rows = conn.execute(
         "SELECT * FROM notifications WHERE incident_id = ? ORDER BY id", (incident_id,)
@@ -223,7 +219,7 @@ def notifications_of(conn: sqlite3.Connection, incident_id: int) -> list[Notific
     return [_notification(row) for row in rows]
 
 
-def outbox_stats(conn: sqlite3.Connection, now: datetime) -> OutboxStats:
+def outbox_stats(conn: Connection, now: datetime) -> OutboxStats:
     """Undelivered count and age of the oldest, dead letters."""
     row = conn.execute(
         """SELECT count(*) AS depth, min(created_at) AS oldest FROM notifications
@@ -235,7 +231,7 @@ def outbox_stats(conn: sqlite3.Connection, now: datetime) -> OutboxStats:
     return OutboxStats(int(row["depth"]), age, int(dead[0]))
 
 
-def dead_letters(conn: sqlite3.Connection, limit: int) -> list[Notification]:
+def dead_letters(conn: Connection, limit: int) -> list[Notification]:
     """The most recent dead-lettered notifications."""
     rows = conn.execute(
         "SELECT * FROM notifications WHERE status = 'dead' ORDER BY id DESC LIMIT ?", (limit,)
@@ -243,7 +239,7 @@ def dead_letters(conn: sqlite3.Connection, limit: int) -> list[Notification]:
     return [_notification(row) for row in rows]
 
 
-def meta_secret(conn: sqlite3.Connection, key: str) -> str:
+def meta_secret(conn: Connection, key: str) -> str:
     """An install-wide random secret, created on first use and shared by every replica."""
     conn.execute(
         "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
@@ -253,7 +249,7 @@ def meta_secret(conn: sqlite3.Connection, key: str) -> str:
     return str(row[0])
 
 
-def _is_latest_step(conn: sqlite3.Connection, n: Notification) -> bool:
+def _is_latest_step(conn: Connection, n: Notification) -> bool:
     """Whether `n` pages for the step fired last: a dead page of an earlier step must not
     cut the current step's wait short."""
     if n.event not in {"incident.triggered", "incident.escalated"}:
@@ -267,7 +263,7 @@ def _is_latest_step(conn: sqlite3.Connection, n: Notification) -> bool:
     return latest is not None and (latest["round"], latest["step"]) == (n.round, n.step)
 
 
-def _escalate_now(conn: sqlite3.Connection, incident_id: int, now: datetime) -> None:
+def _escalate_now(conn: Connection, incident_id: int, now: datetime) -> None:
     """A page that cannot be delivered must not hold the chain: the next step is due now."""
     moved = conn.execute(
         "UPDATE incidents SET esc_due_at = ? WHERE id = ? AND status = 'open' "

@@ -13,7 +13,6 @@ __all__ = [
 ]
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
@@ -22,6 +21,7 @@ from router.incidents import Change, decide, describe
 from router.model import Incident, IncidentStatus, TimelineEvent
 from router.routing import Routed
 from router.store.base import IncidentPage, IngestOutcome
+from router.store.dbapi import Connection, dialect
 from router.store.rows import alert_json, dumps, from_text, incident_from_row, to_text
 from router.store.sqlite_escalation import start as start_escalation
 from router.store.sqlite_outbox import insert_notice, note
@@ -31,7 +31,7 @@ _UNRESOLVED = "SELECT * FROM incidents WHERE dedup_key = ? AND status <> 'resolv
 
 
 def ingest(
-    conn: sqlite3.Connection,
+    conn: Connection,
     routed: Sequence[Routed],
     now: datetime,
     caller: str | None,
@@ -43,7 +43,7 @@ def ingest(
 
 
 def _ingest_one(
-    conn: sqlite3.Connection,
+    conn: Connection,
     routed: Routed,
     now: datetime,
     caller: str | None,
@@ -53,6 +53,11 @@ def _ingest_one(
     existing = incident_from_row(row) if row else None
     change = decide(existing, routed)
     incident = _apply(conn, change, existing, routed, now)
+    if incident is None and change is Change.OPEN:
+        # Another replica opened it between our read and our insert: fold into theirs.
+        existing = incident_from_row(conn.execute(_UNRESOLVED, (routed.dedup_key,)).fetchone())
+        change = decide(existing, routed)
+        incident = _apply(conn, change, existing, routed, now)
     incident_id = incident.id if incident else None
     _insert_alert(conn, incident_id, routed, now, caller)
     if incident_id is not None:
@@ -69,7 +74,7 @@ def _ingest_one(
 
 
 def _apply(
-    conn: sqlite3.Connection,
+    conn: Connection,
     change: Change,
     existing: Incident | None,
     routed: Routed,
@@ -93,7 +98,21 @@ def _apply(
     return incident_from_row(row)
 
 
-def _open(conn: sqlite3.Connection, routed: Routed, at: str) -> Incident:
+def _open(conn: Connection, routed: Routed, at: str) -> Incident | None:
+    """The new incident, or None when an unresolved one with its key exists (only another
+    replica can have inserted it since this job read: the unique index is the referee)."""
+    conn.execute("SAVEPOINT open_incident")
+    try:
+        incident = _insert_incident(conn, routed, at)
+    except dialect(conn).duplicate_errors:
+        conn.execute("ROLLBACK TO open_incident")
+        conn.execute("RELEASE open_incident")
+        return None
+    conn.execute("RELEASE open_incident")
+    return incident
+
+
+def _insert_incident(conn: Connection, routed: Routed, at: str) -> Incident:
     alert = routed.alert
     row = conn.execute(
         """INSERT INTO incidents (dedup_key, status, pipeline, name, summary, severity, count,
@@ -116,7 +135,7 @@ def _open(conn: sqlite3.Connection, routed: Routed, at: str) -> Incident:
 
 
 def _insert_alert(
-    conn: sqlite3.Connection,
+    conn: Connection,
     incident_id: int | None,
     routed: Routed,
     now: datetime,
@@ -147,7 +166,7 @@ def _insert_alert(
 
 
 def incidents(
-    conn: sqlite3.Connection,
+    conn: Connection,
     status: IncidentStatus | None,
     pipeline: str | None,
     limit: int,
@@ -167,13 +186,13 @@ def incidents(
     return IncidentPage(page, page[-1].id if len(rows) > limit else None)
 
 
-def incident(conn: sqlite3.Connection, incident_id: int) -> Incident | None:
+def incident(conn: Connection, incident_id: int) -> Incident | None:
     """One incident by id."""
     row = conn.execute("SELECT * FROM incidents WHERE id = ?", (incident_id,)).fetchone()
     return incident_from_row(row) if row else None
 
 
-def alerts_of(conn: sqlite3.Connection, incident_id: int) -> list[dict[str, object]]:
+def alerts_of(conn: Connection, incident_id: int) -> list[dict[str, object]]:
     """The incident's alerts, oldest first."""
     rows = conn.execute(
         "SELECT * FROM alerts WHERE incident_id = ? ORDER BY id", (incident_id,)
@@ -181,7 +200,7 @@ def alerts_of(conn: sqlite3.Connection, incident_id: int) -> list[dict[str, obje
     return [alert_json(row) for row in rows]
 
 
-def timeline(conn: sqlite3.Connection, incident_id: int) -> list[TimelineEvent]:
+def timeline(conn: Connection, incident_id: int) -> list[TimelineEvent]:
     """The incident's timeline, oldest first."""
     rows = conn.execute(
         "SELECT at, kind, message, data FROM timeline WHERE incident_id = ? ORDER BY id",
@@ -194,7 +213,7 @@ def timeline(conn: sqlite3.Connection, incident_id: int) -> list[TimelineEvent]:
 
 
 def set_status(
-    conn: sqlite3.Connection, incident_id: int, status: IncidentStatus, by: str, now: datetime
+    conn: Connection, incident_id: int, status: IncidentStatus, by: str, now: datetime
 ) -> Incident | None:
     """Acknowledge an open incident or resolve an unresolved one; otherwise leave it be."""
     current = incident(conn, incident_id)
@@ -214,7 +233,7 @@ def set_status(
     return changed
 
 
-def open_count(conn: sqlite3.Connection) -> int:
+def open_count(conn: Connection) -> int:
     """Incidents not resolved."""
     row = conn.execute("SELECT count(*) FROM incidents WHERE status <> 'resolved'").fetchone()
     return int(row[0])

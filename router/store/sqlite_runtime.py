@@ -12,17 +12,15 @@ __all__ = [
 ]
 
 import json
-import sqlite3
 from datetime import datetime
 
 from router.store.base import RuntimeEntry, RuntimeKind, RuntimeSilence
+from router.store.dbapi import Connection
 from router.store.rows import dumps, from_text, to_text
 from router.teammodel import LeaveEntry, Override, Silence
 
 
-def add_runtime(
-    conn: sqlite3.Connection, entry: LeaveEntry | Override, by: str, now: datetime
-) -> int:
+def add_runtime(conn: Connection, entry: LeaveEntry | Override, by: str, now: datetime) -> int:
     """Persist a runtime leave entry or override."""
     kind = "override" if isinstance(entry, Override) else "leave"
     row = conn.execute(
@@ -34,7 +32,7 @@ def add_runtime(
 
 
 def delete_runtime(
-    conn: sqlite3.Connection, kind: RuntimeKind, entry_id: int, by: str, now: datetime
+    conn: Connection, kind: RuntimeKind, entry_id: int, by: str, now: datetime
 ) -> bool:
     """Mark a runtime entry withdrawn; the row stays for the audit trail."""
     cursor = conn.execute(
@@ -45,7 +43,7 @@ def delete_runtime(
     return cursor.rowcount == 1
 
 
-def runtime_entries(conn: sqlite3.Connection, kind: RuntimeKind) -> list[RuntimeEntry]:
+def runtime_entries(conn: Connection, kind: RuntimeKind) -> list[RuntimeEntry]:
     """Runtime entries in force, oldest first (so later ones win where order matters)."""
     rows = conn.execute(
         "SELECT * FROM runtime_entries WHERE kind = ? AND deleted_at IS NULL ORDER BY id",
@@ -63,7 +61,7 @@ def runtime_entries(conn: sqlite3.Connection, kind: RuntimeKind) -> list[Runtime
     ]
 
 
-def add_silence(conn: sqlite3.Connection, silence: Silence, by: str, now: datetime) -> int:
+def add_silence(conn: Connection, silence: Silence, by: str, now: datetime) -> int:
     """Persist a runtime silence."""
     row = conn.execute(
         "INSERT INTO silences (silence, created_by, created_at) VALUES (?, ?, ?) RETURNING id",
@@ -72,7 +70,7 @@ def add_silence(conn: sqlite3.Connection, silence: Silence, by: str, now: dateti
     return int(row[0])
 
 
-def delete_silence(conn: sqlite3.Connection, silence_id: int, by: str, now: datetime) -> bool:
+def delete_silence(conn: Connection, silence_id: int, by: str, now: datetime) -> bool:
     """End a runtime silence early; incidents it held back become due now (and are held
     again at once if another silence still matches)."""
     cursor = conn.execute(
@@ -89,7 +87,7 @@ def delete_silence(conn: sqlite3.Connection, silence_id: int, by: str, now: date
     return True
 
 
-def runtime_silences(conn: sqlite3.Connection) -> list[RuntimeSilence]:
+def runtime_silences(conn: Connection) -> list[RuntimeSilence]:
     """Runtime silences not withdrawn (the caller checks whether each is active)."""
     rows = conn.execute("SELECT * FROM silences WHERE deleted_at IS NULL ORDER BY id").fetchall()
     return [

@@ -1,22 +1,32 @@
-"""The SQLite store: folding, group commit, savepoint isolation, migrations, runtime entries."""
+"""The store on both engines, with the same test code: folding, group commit, savepoint
+isolation, migrations, runtime entries. PostgreSQL runs for real (tests/pg.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import psycopg.errors
 import pytest
 
 from router.incidents import Change
 from router.model import Alert
 from router.routing import Routed
 from router.store.base import StoreUnavailableError
+from router.store.dbapi import dialect
 from router.store.migrations import MIGRATIONS
+from router.store.postgres import PostgresStore
 from router.store.sqlite import SqliteStore
+from router.store.threaded import ThreadedStore
 from router.teammodel import LeaveEntry, Override
+
+from pg import PostgresServer
+
+MakeStore = Callable[[], ThreadedStore]
 
 NOW = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
 
@@ -35,15 +45,26 @@ def _routed(key: str, action: str = "trigger", summary: str = "COGS feed has nul
     return Routed(alert, None, "investor", key, ())
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> MakeStore:
+    """Unopened stores, all on one fresh database of the engine under test."""
+    if request.param == "sqlite":
+        path = tmp_path / "db" / "router.db"
+        return lambda: SqliteStore(path)
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    url = server.new_database()
+    return lambda: PostgresStore(url)
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "db" / "router.db")
+async def store(make_store: MakeStore) -> AsyncIterator[ThreadedStore]:
+    opened = make_store()
     await opened.open()
     yield opened
     await opened.close()
 
 
-async def test_alerts_fold_open_repeat_resolve_then_open_anew(store: SqliteStore) -> None:
+async def test_alerts_fold_open_repeat_resolve_then_open_anew(store: ThreadedStore) -> None:
     changes = []
     for action in ("trigger", "trigger", "resolve", "trigger"):
         [outcome] = await store.ingest([_routed("k1", action)], NOW)
@@ -53,22 +74,22 @@ async def test_alerts_fold_open_repeat_resolve_then_open_anew(store: SqliteStore
     assert [(i.status, i.count) for i in page.incidents] == [("open", 1), ("resolved", 3)]
 
 
-async def test_resolve_for_no_incident_is_recorded_but_opens_nothing(store: SqliteStore) -> None:
+async def test_resolve_for_no_incident_is_recorded_but_opens_nothing(store: ThreadedStore) -> None:
     [outcome] = await store.ingest([_routed("ghost", "resolve")], NOW)
     assert outcome.change is Change.ORPHAN
     assert outcome.incident is None
     assert (await store.incidents()).incidents == []
 
 
-async def test_concurrent_writes_share_commits(store: SqliteStore) -> None:
+async def test_concurrent_writes_share_commits(store: ThreadedStore) -> None:
     """Group commit: 200 concurrent alerts are all stored, in far fewer transactions."""
     await asyncio.gather(*(store.ingest([_routed(f"k{n}")], NOW) for n in range(200)))
     assert await store.open_incident_count() == 200
     assert store.commits < 100
 
 
-async def test_a_failing_write_does_not_undo_the_others_in_its_batch(store: SqliteStore) -> None:
-    def broken(conn: sqlite3.Connection) -> None:
+async def test_a_failing_write_does_not_undo_the_others_in_its_batch(store: ThreadedStore) -> None:
+    def broken(conn: Any) -> None:
         conn.execute("INSERT INTO no_such_table VALUES (1)")
 
     results = await asyncio.gather(
@@ -77,19 +98,18 @@ async def test_a_failing_write_does_not_undo_the_others_in_its_batch(store: Sqli
         store.ingest([_routed("after")], NOW),
         return_exceptions=True,
     )
-    assert isinstance(results[1], sqlite3.OperationalError)
+    assert isinstance(results[1], sqlite3.OperationalError | psycopg.errors.UndefinedTable)
     assert await store.open_incident_count() == 2
 
 
-async def test_close_commits_writes_already_queued(tmp_path: Path) -> None:
-    path = tmp_path / "router.db"
-    first = SqliteStore(path)
+async def test_close_commits_writes_already_queued(make_store: MakeStore) -> None:
+    first = make_store()
     await first.open()
     pending = [asyncio.ensure_future(first.ingest([_routed(f"q{n}")], NOW)) for n in range(50)]
     await asyncio.sleep(0)  # let every write reach the queue (no wall-clock wait)
     await first.close()
     assert all(task.done() and not task.exception() for task in pending)
-    second = SqliteStore(path)
+    second = make_store()
     await second.open()
     assert await second.open_incident_count() == 50
     await second.close()
@@ -109,22 +129,22 @@ async def test_migrations_run_once_across_restarts(tmp_path: Path) -> None:
 
 
 async def test_one_unresolved_incident_per_key_is_enforced_by_the_database(
-    store: SqliteStore,
+    store: ThreadedStore,
 ) -> None:
     await store.ingest([_routed("dup")], NOW)
 
-    def second_open(conn: sqlite3.Connection) -> None:
+    def second_open(conn: Any) -> None:
         conn.execute(
             "INSERT INTO incidents (dedup_key, status, name, summary, severity, opened_at,"
             " updated_at, escalation, source) VALUES ('dup', 'open', 'n', 's', 'info', 'x',"
             " 'x', 'investor', 'generic')"
         )
 
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(dialect(store._conn).duplicate_errors):
         await store._write(second_open)
 
 
-async def test_status_changes_are_idempotent_and_recorded(store: SqliteStore) -> None:
+async def test_status_changes_are_idempotent_and_recorded(store: ThreadedStore) -> None:
     [outcome] = await store.ingest([_routed("ack")], NOW)
     assert outcome.incident is not None
     incident_id = outcome.incident.id
@@ -148,7 +168,7 @@ async def test_status_changes_are_idempotent_and_recorded(store: SqliteStore) ->
     assert await store.set_status(999, "resolved", "Alice", later) is None
 
 
-async def test_runtime_entries_are_added_listed_and_withdrawn(store: SqliteStore) -> None:
+async def test_runtime_entries_are_added_listed_and_withdrawn(store: ThreadedStore) -> None:
     leave = LeaveEntry.model_validate({"who": "Alice", "from": "2026-12-01", "to": "2026-12-05"})
     override = Override.model_validate(
         {"slot": "primary", "who": "Dana", "from": "2026-12-10T09:00", "to": "2026-12-11T09:00"}
@@ -169,8 +189,8 @@ async def test_runtime_entries_are_added_listed_and_withdrawn(store: SqliteStore
     assert await store.runtime_entries("leave") == []
 
 
-async def test_a_closed_store_is_unavailable(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "router.db")
+async def test_a_closed_store_is_unavailable(make_store: MakeStore) -> None:
+    store = make_store()
     with pytest.raises(StoreUnavailableError):
         await store.ping()
 
