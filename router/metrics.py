@@ -71,6 +71,16 @@ class Metrics:
             "Notifications that exhausted their retry budget.",
             registry=self.registry,
         )
+        self.oncall_gap = Gauge(
+            "router_oncall_gap",
+            "1 while the on-call rules leave nobody as effective primary, else 0.",
+            registry=self.registry,
+        )
+        self.escalations_exhausted = Gauge(
+            "router_incidents_escalation_exhausted",
+            "Open incidents whose escalation ran through every step and round without an ack.",
+            registry=self.registry,
+        )
         self.request_duration = Histogram(
             "router_http_request_duration_seconds",
             "HTTP request latency, by route, method and status.",

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from router import __version__
 from router.config import config_digest
 from router.teammodel import TeamModel
-from router.web.keys import STORE
+from router.web.keys import ESCALATOR, STORE
 
 from apphelpers import (
     AUTH,
@@ -673,3 +673,22 @@ async def test_an_ack_is_told_to_everyone_paged_except_whoever_acknowledged(
     await act(client, incident_id, "ack", {"by": "Alice"})
     events = [n["event"] for n in (await incident_detail(client, incident_id))["notifications"]]
     assert events == ["incident.triggered"]
+
+
+async def test_metrics_show_an_oncall_gap_and_exhausted_escalations(
+    client: Client, clock: FakeClock
+) -> None:
+    """Everyone on leave → router_oncall_gap 1; a chain run out → counted as exhausted."""
+    body = {"who": "", "from": "2026-11-24", "to": "2026-11-24", "reason": "offsite"}
+    for name in ("Alice", "Bob", "Charlie", "Dana"):
+        response = await client.post("/api/v1/leave", json={**body, "who": name}, headers=AUTH)
+        assert response.status == 201
+    text = await (await client.get("/metrics")).text()
+    assert "router_oncall_gap 1.0" in text
+    assert "router_incidents_escalation_exhausted 0.0" in text
+    await open_incident(client, "aggregate-profit", "runs-out")
+    for _ in range(9):  # investor: 3 rounds of 3 steps, 10 minutes apart, then "exhausted"
+        clock.advance(10 * MINUTE)
+        await client.app[ESCALATOR].fire_due()
+    text = await (await client.get("/metrics")).text()
+    assert "router_incidents_escalation_exhausted 1.0" in text

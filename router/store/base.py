@@ -178,6 +178,9 @@ class Store(Protocol):
     async def open_incident_count(self) -> int:
         """How many incidents are not resolved."""
 
+    async def exhausted_incident_count(self) -> int:
+        """How many open incidents have run through their whole escalation."""
+
     async def add_runtime(self, entry: LeaveEntry | Override, by: str, now: datetime) -> int:
         """Persist a leave entry or override; returns its id."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "alerts_of",
+    "exhausted_count",
     "incident",
     "incidents",
     "ingest",
@@ -236,4 +237,13 @@ def set_status(
 def open_count(conn: Connection) -> int:
     """Incidents not resolved."""
     row = conn.execute("SELECT count(*) FROM incidents WHERE status <> 'resolved'").fetchone()
+    return int(row[0])
+
+
+def exhausted_count(conn: Connection) -> int:
+    """Open incidents whose escalation has nothing left to fire."""
+    row = conn.execute(
+        "SELECT count(*) FROM incidents WHERE status = 'open' "
+        "AND esc_round_start IS NOT NULL AND esc_due_at IS NULL"
+    ).fetchone()
     return int(row[0])

@@ -196,6 +196,11 @@ class ThreadedStore:
         count: int = await self._read(q.open_count)
         return count
 
+    async def exhausted_incident_count(self) -> int:
+        """Open incidents whose escalation ran out."""
+        count: int = await self._read(q.exhausted_count)
+        return count
+
     async def add_runtime(self, entry: LeaveEntry | Override, by: str, now: datetime) -> int:
         """Persist a runtime entry."""
         entry_id: int = await self._write(partial(runtime.add_runtime, entry=entry, by=by, now=now))

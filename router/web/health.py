@@ -89,6 +89,10 @@ async def metrics(request: web.Request) -> web.Response:
     app = request.app
     metrics_ = app[METRICS]
     metrics_.incidents_open.set(await app[STORE].open_incident_count())
+    metrics_.escalations_exhausted.set(await app[STORE].exhausted_incident_count())
+    leave, overrides = await effective_entries(app)
+    oncall = resolve(app[CONFIG].model, app[CLOCK](), leave, overrides)
+    metrics_.oncall_gap.set(1 if oncall.primary is None else 0)
     stats = await app[STORE].outbox_stats(app[CLOCK]())
     metrics_.outbox_depth.set(stats.depth)
     metrics_.outbox_oldest_seconds.set(stats.oldest_age_seconds or 0)
