@@ -11,10 +11,8 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from pydantic import ValidationError
 
 from router.crosscheck import check_span
-from router.ingest.common import shape_errors
 from router.store.base import RuntimeEntry, RuntimeKind
 from router.teammodel import LeaveEntry, Override
 from router.web.auth import CALLER
@@ -22,6 +20,7 @@ from router.web.body import read_json
 from router.web.errors import ApiError
 from router.web.keys import CLOCK, CONFIG, STORE
 from router.web.params import whole_number
+from router.web.validation import validated
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -82,18 +81,9 @@ async def delete_entry(request: web.Request) -> web.Response:
 
 
 def _validate(kind: RuntimeKind, document: Any, request: web.Request) -> LeaveEntry | Override:
-    if not isinstance(document, dict):
-        raise ApiError(422, "invalid_body", "expected a JSON object", ["(body)"])
-    model_type = Override if kind == "override" else LeaveEntry
-    try:
-        entry = model_type.model_validate(document)
-    except ValidationError as err:
-        raise ApiError(422, "invalid_body", "invalid entry", shape_errors(err).details) from None
-    problems = check_span(request.app[CONFIG].model, "", entry)
-    if problems:
-        details = [{"path": p.path.lstrip("."), "message": p.message} for p in problems]
-        raise ApiError(422, "invalid_body", "invalid entry", details)
-    return entry
+    model = request.app[CONFIG].model
+    model_type: type[LeaveEntry | Override] = Override if kind == "override" else LeaveEntry
+    return validated(model_type, document, lambda entry: check_span(model, "", entry), "entry")
 
 
 def _entry_json(entry: RuntimeEntry) -> dict[str, Any]:

@@ -10,10 +10,8 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from pydantic import ValidationError
 
 from router.crosscheck import check_silence
-from router.ingest.common import shape_errors
 from router.store.base import RuntimeSilence
 from router.teammodel import Silence
 from router.web.auth import CALLER
@@ -21,6 +19,7 @@ from router.web.body import read_json
 from router.web.errors import ApiError
 from router.web.keys import CLOCK, CONFIG, ESCALATOR, STORE
 from router.web.params import whole_number
+from router.web.validation import validated
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -46,18 +45,11 @@ async def list_silences(request: web.Request) -> web.Response:
 async def add_silence(request: web.Request) -> web.Response:
     """`{pipeline?, matchers?, starts? (default now), ends, author? (default caller), comment?}`."""
     document = await read_json(request)
-    if not isinstance(document, dict):
-        raise ApiError(422, "invalid_body", "expected a JSON object", ["(body)"])
     now, caller = request.app[CLOCK](), request[CALLER]
-    fields = {"starts": now.isoformat(timespec="minutes"), "author": caller, **document}
-    try:
-        silence = Silence.model_validate(fields)
-    except ValidationError as err:
-        raise ApiError(422, "invalid_body", "invalid silence", shape_errors(err).details) from None
-    problems = check_silence(request.app[CONFIG].model, "", silence)
-    if problems:
-        details = [{"path": p.path.lstrip("."), "message": p.message} for p in problems]
-        raise ApiError(422, "invalid_body", "invalid silence", details)
+    if isinstance(document, dict):
+        document = {"starts": now.isoformat(timespec="minutes"), "author": caller, **document}
+    model = request.app[CONFIG].model
+    silence = validated(Silence, document, lambda s: check_silence(model, "", s), "silence")
     silence_id = await request.app[STORE].add_silence(silence, caller, now)
     log.info("silence.added", id=silence_id, author=silence.author, pipeline=silence.pipeline)
     return web.json_response(_json(RuntimeSilence(silence_id, silence, caller, now)), status=201)
