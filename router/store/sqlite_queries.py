@@ -55,8 +55,10 @@ def _ingest_one(
     change = decide(existing, routed)
     incident = _apply(conn, change, existing, routed, now)
     if incident is None and change is Change.OPEN:
-        # Another replica opened it between our read and our insert: fold into theirs.
-        existing = incident_from_row(conn.execute(_UNRESOLVED, (routed.dedup_key,)).fetchone())
+        # Another replica opened it between our read and our insert: fold into theirs (or,
+        # if it was resolved in the meantime, open anew).
+        row = conn.execute(_UNRESOLVED, (routed.dedup_key,)).fetchone()
+        existing = incident_from_row(row) if row else None
         change = decide(existing, routed)
         incident = _apply(conn, change, existing, routed, now)
     incident_id = incident.id if incident else None

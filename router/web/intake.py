@@ -73,7 +73,7 @@ async def accept(request: web.Request, alerts: Sequence[Alert]) -> list[IngestOu
     routed = [route(model, alert) for alert in alerts]
     caller = request.get(CALLER)
     outcomes = await app[STORE].ingest(routed, now, caller, model)
-    if any(o.change in {Change.OPEN, Change.RESOLVE} for o in outcomes):
+    if any(o.change is not Change.REPEAT and o.incident for o in outcomes):
         app[OUTBOX].wake()
     for item, outcome in zip(routed, outcomes, strict=True):
         pipeline = item.pipeline.id if item.pipeline else "unknown"
