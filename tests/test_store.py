@@ -21,6 +21,7 @@ from router.store.dbapi import dialect
 from router.store.migrations import MIGRATIONS
 from router.store.postgres import PostgresStore
 from router.store.sqlite import SqliteStore
+from router.store.sqlite_runtime import runtime_generation
 from router.store.threaded import ThreadedStore
 from router.teammodel import LeaveEntry, Override
 
@@ -201,3 +202,29 @@ async def test_an_unusable_path_is_unavailable_not_a_crash(tmp_path: Path) -> No
     store = SqliteStore(blocker / "router.db")
     with pytest.raises(StoreUnavailableError):
         await store.open()
+
+
+async def test_runtime_generation_changes_with_every_add_and_withdrawal(
+    store: ThreadedStore,
+) -> None:
+    """The on-call cache reloads runtime entries only when this value changes."""
+
+    async def generation() -> tuple[int, int]:
+        found: tuple[int, int] = await store._read(runtime_generation)
+        return found
+
+    seen = [await generation()]
+    entry = LeaveEntry.model_validate({"who": "Bob", "from": "2026-12-01", "to": "2026-12-02"})
+    leave_id = await store.add_runtime(entry, "ops", NOW)
+    seen.append(await generation())
+    cover = Override.model_validate(
+        {"who": "Dana", "slot": "primary", "from": "2026-12-01", "to": "2026-12-02"}
+    )
+    await store.add_runtime(cover, "ops", NOW)
+    seen.append(await generation())
+    assert await store.delete_runtime("leave", leave_id, "ops", NOW)
+    seen.append(await generation())
+    assert not await store.delete_runtime("leave", leave_id, "ops", NOW)  # already withdrawn
+    seen.append(await generation())
+    assert len(set(seen[:4])) == 4
+    assert seen[4] == seen[3]

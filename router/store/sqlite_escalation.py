@@ -17,28 +17,33 @@ from typing import Any
 
 from router.escalation import EscalationState, after_fired, fit, initial_state
 from router.model import Incident
+from router.moments import MomentCache
 from router.notify.message import Event
 from router.paging import Moment, Planned, StepPlan, plan_step
 from router.store.dbapi import Connection, dialect
 from router.store.rows import dumps, from_text, incident_from_row, to_text
 from router.store.sqlite_outbox import insert_plan, note
-from router.store.sqlite_runtime import runtime_entries, runtime_silences
+from router.store.sqlite_runtime import runtime_entries, runtime_generation, runtime_silences
 from router.teammodel import EscalationPolicy, LeaveEntry, Override, Silence, TeamModel
 from router.timeutil import span_end
 
 
-def start(conn: Connection, model: TeamModel, incident: Incident, now: datetime) -> None:
+def start(
+    conn: Connection, model: TeamModel, incident: Incident, now: datetime, moments: MomentCache
+) -> None:
     """Begin a new incident's escalation; step 1 fires at once when its `after` is 0."""
     state = initial_state(
         model.escalation_policies[_policy_name(model, incident)], incident.opened_at
     )
     if state.due_at is not None and state.due_at <= now:
-        _fire(conn, model, incident, state, _moment(conn, model, now))  # saves the state
+        _fire(conn, model, incident, state, _moment(conn, model, now, moments))  # saves state
     else:
         _save(conn, incident.id, state)
 
 
-def fire_due(conn: Connection, model: TeamModel, now: datetime, limit: int) -> int:
+def fire_due(
+    conn: Connection, model: TeamModel, now: datetime, limit: int, moments: MomentCache
+) -> int:
     """Fire every open incident's due step (oldest first); returns how many incidents."""
     rows = conn.execute(
         f"""SELECT * FROM incidents WHERE status = 'open' AND esc_due_at IS NOT NULL
@@ -47,7 +52,7 @@ def fire_due(conn: Connection, model: TeamModel, now: datetime, limit: int) -> i
     ).fetchall()
     if not rows:
         return 0
-    moment = _moment(conn, model, now)
+    moment = _moment(conn, model, now, moments)
     for row in rows:
         _fire(conn, model, incident_from_row(row), _state(row), moment)
     return len(rows)
@@ -119,12 +124,16 @@ def _policy_name(model: TeamModel, incident: Incident) -> str:
     return model.routing.fallback_escalation
 
 
-def _moment(conn: Connection, model: TeamModel, now: datetime) -> Moment:
-    leave = [e.entry for e in runtime_entries(conn, "leave") if isinstance(e.entry, LeaveEntry)]
-    overrides = [
-        e.entry for e in runtime_entries(conn, "override") if isinstance(e.entry, Override)
-    ]
-    return Moment.at(model, now, [*model.leave, *leave], [*model.overrides, *overrides])
+def _moment(conn: Connection, model: TeamModel, now: datetime, moments: MomentCache) -> Moment:
+    def load() -> tuple[list[LeaveEntry], list[Override]]:
+        leave = [e.entry for e in runtime_entries(conn, "leave")]
+        overrides = [e.entry for e in runtime_entries(conn, "override")]
+        return (
+            [e for e in leave if isinstance(e, LeaveEntry)],
+            [e for e in overrides if isinstance(e, Override)],
+        )
+
+    return moments.at(model, now, runtime_generation(conn), load)
 
 
 def _state(row: Mapping[str, Any]) -> EscalationState:

@@ -20,9 +20,10 @@ from datetime import datetime
 
 from router.incidents import Change, decide, describe
 from router.model import Incident, IncidentStatus, TimelineEvent
+from router.moments import MomentCache
 from router.routing import Routed
 from router.store.base import IncidentPage, IngestOutcome
-from router.store.dbapi import Connection, dialect
+from router.store.dbapi import Connection
 from router.store.rows import alert_json, dumps, from_text, incident_from_row, to_text
 from router.store.sqlite_escalation import start as start_escalation
 from router.store.sqlite_outbox import insert_notice, note
@@ -35,20 +36,26 @@ def ingest(
     conn: Connection,
     routed: Sequence[Routed],
     now: datetime,
+    *,
     caller: str | None,
     model: TeamModel | None,
+    moments: MomentCache,
 ) -> list[IngestOutcome]:
     """Fold each alert into its incident, in order, inside the caller's transaction. With a
     team model, a new incident starts its escalation (step 1 at once) in the same one."""
-    return [_ingest_one(conn, item, now, caller, model) for item in routed]
+    return [
+        _ingest_one(conn, item, now, caller=caller, model=model, moments=moments) for item in routed
+    ]
 
 
 def _ingest_one(
     conn: Connection,
     routed: Routed,
     now: datetime,
+    *,
     caller: str | None,
     model: TeamModel | None,
+    moments: MomentCache,
 ) -> IngestOutcome:
     row = conn.execute(_UNRESOLVED, (routed.dedup_key,)).fetchone()
     existing = incident_from_row(row) if row else None
@@ -68,7 +75,7 @@ def _ingest_one(
         kind, message = f"alert.{change.value}", describe(change, routed)
         note(conn, incident_id, now, kind=kind, message=message, data=data)
     if incident is not None and change is Change.OPEN and model is not None:
-        start_escalation(conn, model, incident, now)
+        start_escalation(conn, model, incident, now, moments)
     if incident is not None and change is Change.RESOLVE:
         insert_notice(conn, incident, "incident.resolved", now)
     if incident is not None and change is Change.ACKNOWLEDGE:
@@ -104,23 +111,12 @@ def _apply(
 def _open(conn: Connection, routed: Routed, at: str) -> Incident | None:
     """The new incident, or None when an unresolved one with its key exists (only another
     replica can have inserted it since this job read: the unique index is the referee)."""
-    conn.execute("SAVEPOINT open_incident")
-    try:
-        incident = _insert_incident(conn, routed, at)
-    except dialect(conn).duplicate_errors:
-        conn.execute("ROLLBACK TO open_incident")
-        conn.execute("RELEASE open_incident")
-        return None
-    conn.execute("RELEASE open_incident")
-    return incident
-
-
-def _insert_incident(conn: Connection, routed: Routed, at: str) -> Incident:
     alert = routed.alert
     row = conn.execute(
         """INSERT INTO incidents (dedup_key, status, pipeline, name, summary, severity, count,
                opened_at, updated_at, escalation, source, flags)
-           VALUES (?, 'open', ?, ?, ?, ?, 1, ?, ?, ?, ?, ?) RETURNING *""",
+           VALUES (?, 'open', ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)
+           ON CONFLICT (dedup_key) WHERE status <> 'resolved' DO NOTHING RETURNING *""",
         (
             routed.dedup_key,
             alert.pipeline,
@@ -134,7 +130,7 @@ def _insert_incident(conn: Connection, routed: Routed, at: str) -> Incident:
             dumps(list(routed.flags)),
         ),
     ).fetchone()
-    return incident_from_row(row)
+    return None if row is None else incident_from_row(row)
 
 
 def _insert_alert(

@@ -8,6 +8,7 @@ __all__ = [
     "delete_runtime",
     "delete_silence",
     "runtime_entries",
+    "runtime_generation",
     "runtime_silences",
 ]
 
@@ -41,6 +42,15 @@ def delete_runtime(
         (by, to_text(now), entry_id, kind),
     )
     return cursor.rowcount == 1
+
+
+def runtime_generation(conn: Connection) -> tuple[int, int]:
+    """A value that changes whenever runtime leave or overrides do: rows are only ever
+    added (the id grows) or marked withdrawn (the count of withdrawn rows grows)."""
+    row = conn.execute(
+        "SELECT coalesce(max(id), 0), count(deleted_at) FROM runtime_entries"
+    ).fetchone()
+    return int(row[0]), int(row[1])
 
 
 def runtime_entries(conn: Connection, kind: RuntimeKind) -> list[RuntimeEntry]:

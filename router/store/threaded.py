@@ -1,11 +1,11 @@
 """The plumbing both engines share: one connection in one executor thread, group commit.
 
 Writes queue up while a commit is in flight; the writer task runs everything queued in one
-transaction (each job in its own savepoint, so one failing job does not undo the others)
-and pays one commit for all of them. Reads run in the same thread. Every job is a plain
-synchronous function of a `Connection` (router.store.dbapi), shared by SQLite and
-PostgreSQL, so the SQL exists once. A lost connection fails the calls that were using it
-with StoreUnavailableError (→ 503) and is opened again on the next use.
+transaction and pays one commit for all of them (if a job fails, the batch runs again with
+each job in its own savepoint, so it does not undo the others). Reads run in the same
+thread. Every job is a plain synchronous function of a `Connection` (router.store.dbapi),
+shared by SQLite and PostgreSQL, so the SQL exists once. A lost connection fails the calls
+that were using it with StoreUnavailableError (→ 503) and is opened again on the next use.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import structlog
 
 from router.model import Incident, IncidentStatus, Notification, TimelineEvent
+from router.moments import MomentCache
 from router.routing import Routed
 from router.store import sqlite_escalation as escalation
 from router.store import sqlite_outbox as outbox
@@ -64,6 +65,7 @@ class ThreadedStore:
         self._queue: asyncio.Queue[tuple[Job, asyncio.Future[Any]] | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self.commits = 0  # transactions committed: with group commit, fewer than writes
+        self._moments = MomentCache()  # used only in the executor thread
 
     def _connect(self) -> Any:
         raise NotImplementedError
@@ -104,13 +106,15 @@ class ThreadedStore:
         model: TeamModel | None = None,
     ) -> list[IngestOutcome]:
         """Fold alerts into incidents (and start escalations); returns once committed."""
-        job = partial(q.ingest, routed=routed, now=now, caller=caller, model=model)
+        job = partial(
+            q.ingest, routed=routed, now=now, caller=caller, model=model, moments=self._moments
+        )
         result: list[IngestOutcome] = await self._write(job)
         return result
 
     async def fire_due_escalations(self, model: TeamModel, now: datetime, limit: int) -> int:
         """Fire due escalation steps."""
-        job = partial(escalation.fire_due, model=model, now=now, limit=limit)
+        job = partial(escalation.fire_due, model=model, now=now, limit=limit, moments=self._moments)
         fired: int = await self._write(job)
         return fired
 
@@ -319,7 +323,43 @@ _ATTEMPTS = 3
 
 
 def run_batch(conn: Any, jobs: list[Job]) -> list[Any]:
-    """Every job in one transaction, each in a savepoint; one COMMIT (one fsync) for all.
+    """Every job in one transaction; one COMMIT (one fsync) for all.
+
+    The common case, where no job fails, runs the jobs back to back. If one raises, that
+    transaction is rolled back and the batch runs again with each job in its own savepoint,
+    so the failing job does not undo the others (jobs are functions of the database alone,
+    so running them again is safe). Savepoints cost two statements per job: most batches
+    never need them.
+    """
+    if (results := _run_plain(conn, jobs)) is not None:
+        return results
+    return _run_guarded(conn, jobs)
+
+
+def _run_plain(conn: Any, jobs: list[Job]) -> list[Any] | None:
+    """The batch without savepoints, committed; None (nothing committed) if a job raised."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        results = [job(conn) for job in jobs]
+    except Exception:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        return None
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return results
+
+
+def _run_guarded(conn: Any, jobs: list[Job]) -> list[Any]:
+    """Each job in a savepoint: a failing job is rolled back alone.
 
     A job that loses a deadlock (replicas' batches taking the same rows in other orders) is
     rolled back to its savepoint and run again after the commit, in the next transaction,
