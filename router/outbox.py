@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 import tenacity
@@ -137,27 +137,55 @@ class Outbox:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event, poll: float = 0.5) -> None:
-        """Deliver until `stop` is set; the pass in flight finishes first."""
+        """Deliver until `stop` is set, then let the sends in flight finish.
+
+        A continuous pipeline: whenever fewer than `batch` sends are in flight, claim more,
+        so one slow destination holds up only its own pages, not the batch it came in.
+        """
+        inflight: set[asyncio.Task[None]] = set()
         while not stop.is_set():
-            try:
-                delivered = await self.deliver_due()
-            except StoreUnavailableError as err:
-                log.error("outbox.store_unavailable", error=str(err))
-                delivered = 0
-            except Exception:
-                # The loop must outlive any one bug: a dead outbox pages nobody.
-                log.exception("outbox.pass_failed")
-                delivered = 0
-            if delivered:
+            room = self.batch - len(inflight)
+            claimed = await self._claim_safely(room) if room > 0 else []
+            for delivery in claimed:
+                task = asyncio.create_task(self._deliver_logged(delivery))
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
+            if claimed:
                 continue
             self._wake.clear()
-            waiters = [asyncio.ensure_future(e.wait()) for e in (stop, self._wake)]
+            waiters: list[asyncio.Future[Any]] = [
+                asyncio.ensure_future(e.wait()) for e in (stop, self._wake)
+            ]
+            if room <= 0:
+                waiters.extend(inflight)  # a finished send makes room
             await asyncio.wait(waiters, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
+            for waiter in waiters[:2]:
                 waiter.cancel()
+        if inflight:
+            await asyncio.wait(inflight)
+
+    async def _claim_safely(self, limit: int) -> list[Delivery]:
+        """Claim up to `limit` due notifications; none while the store is failing."""
+        try:
+            return await self.store.claim_deliveries(self.clock(), limit, self.policy.lease)
+        except StoreUnavailableError as err:
+            log.error("outbox.store_unavailable", error=str(err))
+        except Exception:
+            # The loop must outlive any one bug: a dead outbox pages nobody.
+            log.exception("outbox.pass_failed")
+        return []
+
+    async def _deliver_logged(self, delivery: Delivery) -> None:
+        """`_deliver` as a task of its own: what it raises is logged, never lost."""
+        try:
+            await self._deliver(delivery)
+        except StoreUnavailableError as err:
+            log.error("outbox.store_unavailable", error=str(err))
+        except Exception:
+            log.exception("outbox.delivery_failed", notification=delivery.notification.id)
 
     async def deliver_due(self) -> int:
-        """Claim what is due now, deliver it concurrently, record every outcome."""
+        """One pass: claim what is due now, deliver it concurrently, record every outcome."""
         claimed = await self.store.claim_deliveries(self.clock(), self.batch, self.policy.lease)
         await asyncio.gather(*(self._deliver(delivery) for delivery in claimed))
         return len(claimed)
@@ -197,15 +225,21 @@ class Outbox:
             await self.store.record_delivery(outcome)
             return
         async with self._limit(target.key):
-            # The claim was made for the whole batch; waiting for this destination's turn
-            # may have outlasted it. Renew it, or leave the page to whoever holds it now.
-            until = self.clock() + self.policy.lease
-            if not await self.store.renew_lease(
-                delivery.notification.id, delivery.lease_until, until
-            ):
+            if not await self._lease_is_ours(delivery):
                 log.warning("notification.lease_lost", notification=delivery.notification.id)
                 return
             await self._attempt(model, delivery, target)
+
+    async def _lease_is_ours(self, delivery: Delivery) -> bool:
+        """Whether the claim still covers a whole attempt. The claim was made for the whole
+        batch, and waiting for this destination's turn may have eaten into it: with less
+        than half the lease left, renew it (or leave the page to whoever holds it now). A
+        fresh claim, the usual case, costs no write."""
+        now = self.clock()
+        if delivery.lease_until - now >= self.policy.lease / 2:
+            return True
+        until = now + self.policy.lease
+        return await self.store.renew_lease(delivery.notification.id, delivery.lease_until, until)
 
     async def _attempt(self, model: TeamModel, delivery: Delivery, target: Destination) -> None:
         now = self.clock()

@@ -1,0 +1,110 @@
+"""Email build benchmark: CPU per page for `build_email` and for `build_email` + `as_bytes()`.
+
+    .venv/bin/python bench/email_build.py [--emails 2000] [--repeat 5]
+
+Measures whatever `router.notify.email` currently is (run it before and after a change to
+compare). The page is a real one: the shipped `config/` rendered by `render_email` for an
+aggregate-profit incident, once with an ASCII subject and once with a non-ASCII subject and
+recipient name (which need RFC 2047 encoding). Every email gets its own idempotency key, as
+in an alert storm; sender and recipient repeat, as they do in production (they come from the
+configuration). Prints the best of `--repeat` runs in µs of process CPU time per email.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from router.config import load_team_model
+from router.model import Incident, Link
+from router.notify.email import build_email
+from router.notify.message import EmailMessage, PageContext
+from router.notify.render import render_email
+
+CONFIG = Path(__file__).resolve().parents[1] / "config"
+SENDER = "Pipeline Alerts <alerts@router.example>"
+NOW = 1_790_000_000.0
+
+
+def _page() -> EmailMessage:
+    """A step-1 page for a critical aggregate-profit incident, as the outbox renders it."""
+    model = load_team_model(CONFIG)
+    opened = datetime(2026, 11, 24, 17, 0, tzinfo=UTC)
+    incident = Incident(
+        id=42,
+        status="open",
+        pipeline="aggregate-profit",
+        dedup_key="fp:cogs",
+        name="CogsFeedNulls",
+        summary="COGS feed has nulls",
+        severity="critical",
+        count=3,
+        opened_at=opened,
+        updated_at=opened,
+        escalation="investor",
+        source="alertmanager",
+    )
+    pipeline = model.pipeline("aggregate-profit")
+    runbook = model.runbooks.get(pipeline.runbook) if pipeline and pipeline.runbook else None
+    context = PageContext(
+        event="incident.triggered",
+        incident=incident,
+        pipeline=pipeline,
+        runbook=runbook,
+        recipient="Alice",
+        step=1,
+        reasons=("week 5 (cycle week 1): Alice primary, Bob backup",),
+        ack_url="https://router.example/ack/t0k3n?sig=ab&exp=1",
+        incident_url="https://router.example/api/v1/incidents/42",
+        labels={"pipeline": "aggregate-profit", "alertname": "CogsFeedNulls"},
+        links=(Link("https://grafana.example/d/profit", "Dashboard"),),
+    )
+    return render_email(context, "Alice <alice@example.com>", "incident-42/step-1/alice/email")
+
+
+def _cpu_us_per_email(work: Callable[[EmailMessage], object], pages: list[EmailMessage]) -> float:
+    started = time.process_time()
+    for page in pages:
+        work(page)
+    return (time.process_time() - started) / len(pages) * 1e6
+
+
+def _build(page: EmailMessage) -> object:
+    return build_email(page, SENDER, NOW)
+
+
+def _build_and_serialise(page: EmailMessage) -> object:
+    return build_email(page, SENDER, NOW).as_bytes()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--emails", type=int, default=2000, help="emails per run")
+    parser.add_argument("--repeat", type=int, default=5, help="runs; the best one is shown")
+    args = parser.parse_args()
+
+    ascii_page = _page()
+    variants = {
+        "ascii": ascii_page,
+        "non-ascii": replace(
+            ascii_page, to="Zoë Ünal <zoe@example.com>", subject=f"{ascii_page.subject} — ✓ Grüße"
+        ),
+    }
+    print(f"{'variant':<10} {'build µs/email':>15} {'build+as_bytes µs/email':>24}")
+    for name, page in variants.items():
+        pages = [
+            replace(page, idempotency_key=f"{page.idempotency_key}/{n}")
+            for n in range(args.emails)
+        ]
+        _build_and_serialise(pages[0])  # warm-up: imports, caches
+        build = min(_cpu_us_per_email(_build, pages) for _ in range(args.repeat))
+        both = min(_cpu_us_per_email(_build_and_serialise, pages) for _ in range(args.repeat))
+        print(f"{name:<10} {build:>15.1f} {both:>24.1f}")
+
+
+if __name__ == "__main__":
+    main()
