@@ -4,4 +4,6 @@ import sys
 
 from router.cli import main
 
-sys.exit(main())
+# Guarded: a delivery worker process (multiprocessing, spawn) imports this module again.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,20 +9,17 @@ import gc
 import signal
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-import aiohttp
 import structlog
 from aiohttp import web
 
 from router import __version__
 from router.acklinks import AckSigner
-from router.delivery import LinkMaker
 from router.logs import configure_logging, known_secrets
 from router.metrics import Metrics
-from router.notify.email import SmtpSender
-from router.notify.webhook import WebhookSender
-from router.outbox import Outbox, RetryPolicy, Senders
+from router.outbox import Outbox
+from router.outbox_setup import make_outbox, webhook_sender
 from router.reload import LoadedConfig
 from router.scheduler import Escalator
 from router.settings import Settings
@@ -43,10 +40,12 @@ from router.web.keys import (
     STARTED,
     STORE,
     WEBHOOKS,
+    WORKERS,
     Clock,
 )
 from router.web.ratelimit import RateLimiter
 from router.web.requestid import request_id_middleware
+from router.workers import DeliveryWorkers
 
 log = structlog.get_logger(__name__)
 
@@ -83,11 +82,16 @@ def create_app(
     app[METRICS] = Metrics()
     app[LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app[ACK_SIGNER] = AckSigner()
-    app[WEBHOOKS] = WebhookSender(_webhook_timeout(settings.webhook_timeout_seconds))
+    app[WEBHOOKS] = webhook_sender(settings)
     app[OUTBOX] = _outbox(app)
     app[ESCALATOR] = Escalator(
         app[STORE], model=lambda: app[CONFIG].model, clock=clock, on_fired=app[OUTBOX].wake
     )
+    if deliver_in_background and store is None and settings.delivery_workers > 0:
+        # Only for a store the settings name: a worker opens the database by its URL.
+        app[WORKERS] = DeliveryWorkers(
+            settings, settings.delivery_workers, on_report=app[OUTBOX].apply
+        )
     app.cleanup_ctx.append(_store_lifecycle)
     app.cleanup_ctx.append(_webhook_lifecycle)
     if deliver_in_background:
@@ -97,31 +101,15 @@ def create_app(
     return app
 
 
-def _webhook_timeout(total: float) -> aiohttp.ClientTimeout:
-    """Seconds, not aiohttp's default five minutes: a hung receiver must not hold a page."""
-    return aiohttp.ClientTimeout(total=total, connect=min(3.0, total), sock_read=total)
-
-
 def _outbox(app: web.Application) -> Outbox:
-    settings = app[SETTINGS]
-    secrets = settings.hmac_secrets()
-    return Outbox(
+    return make_outbox(
+        app[SETTINGS],
         app[STORE],
-        Senders(
-            SmtpSender.from_settings(settings, timeout=settings.smtp_timeout_seconds),
-            app[WEBHOOKS],
-        ),
+        app[WEBHOOKS],
         model=lambda: app[CONFIG].model,
-        links=LinkMaker(settings.public_url, app[ACK_SIGNER]),
-        hmac_secret=secrets[0] if secrets else None,
+        signer=app[ACK_SIGNER],
         clock=app[CLOCK],
         metrics=app[METRICS],
-        policy=RetryPolicy(
-            max_attempts=settings.delivery_max_attempts,
-            max_age=timedelta(seconds=settings.delivery_max_age_seconds),
-            lease=timedelta(seconds=settings.delivery_lease_seconds),
-        ),
-        per_destination=settings.delivery_per_destination,
     )
 
 
@@ -139,16 +127,22 @@ async def _webhook_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _outbox_lifecycle(app: web.Application) -> AsyncIterator[None]:
-    """Escalate and deliver in the background; on shutdown the passes in flight finish (or
-    a lease expires and the next start delivers again with the same idempotency key)."""
+    """Escalate and deliver in the background (delivery in worker processes when there are
+    any); on shutdown the sends in flight finish (or a lease expires and the next start
+    delivers again with the same idempotency key)."""
     stop = asyncio.Event()
-    tasks = [
-        asyncio.create_task(app[OUTBOX].run(stop), name="outbox"),
-        asyncio.create_task(app[ESCALATOR].run(stop), name="escalator"),
-    ]
+    tasks = [asyncio.create_task(app[ESCALATOR].run(stop), name="escalator")]
+    workers = app.get(WORKERS)
+    if workers is None:
+        tasks.append(asyncio.create_task(app[OUTBOX].run(stop), name="outbox"))
+    else:
+        app[OUTBOX].add_wake_listener(workers.wake)
+        await workers.start()
     yield
     stop.set()
     app[OUTBOX].wake()
+    if workers is not None:
+        await workers.stop()
     drain = app[SETTINGS].drain_timeout_seconds
     _done, pending = await asyncio.wait(tasks, timeout=drain)
     for task in pending:
@@ -169,10 +163,35 @@ async def _timing_middleware(request: web.Request, handler: Handler) -> web.Stre
     return response
 
 
-async def _reload_on_sighup(app: web.Application) -> AsyncIterator[None]:
-    """SIGHUP re-reads the team model; an invalid file is logged and the old one kept."""
+def _reload(app: web.Application) -> None:
+    app[CONFIG].reload(app[CLOCK]())
+    workers = app.get(WORKERS)
+    if workers is not None:
+        workers.signal(signal.SIGHUP)  # each reloads (or keeps) its own copy
+
+
+async def _signal_handlers(app: web.Application) -> AsyncIterator[None]:
+    """SIGHUP re-reads the team model; an invalid file is logged and the old one kept.
+
+    SIGTERM and SIGINT start the drain once. aiohttp's own handlers would stop it halfway
+    at a second signal (`timeout`, and a terminal's Ctrl-C, signal the whole process
+    group, which then signals this process twice), and undelivered pages would wait for
+    their leases to run out.
+    """
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGHUP, lambda: app[CONFIG].reload(app[CLOCK]()))
+    draining = False
+
+    def stop() -> None:
+        nonlocal draining
+        if draining:
+            log.info("shutdown.already_draining")
+            return
+        draining = True
+        raise web.GracefulExit
+
+    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(app))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop)
     yield
     loop.remove_signal_handler(signal.SIGHUP)
 
@@ -182,7 +201,7 @@ def run(settings: Settings) -> int:
     app = create_app(settings)
     secrets = known_secrets(settings, app[CONFIG].model)
     configure_logging(settings.log_level, settings.log_format, secrets=secrets)
-    app.cleanup_ctx.append(_reload_on_sighup)
+    app.cleanup_ctx.append(_signal_handlers)
     if not settings.inbound_tokens and not settings.hmac_secrets():
         log.warning(
             "auth.unconfigured",

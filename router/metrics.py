@@ -71,6 +71,11 @@ class Metrics:
             "Notifications that exhausted their retry budget.",
             registry=self.registry,
         )
+        self.delivery_workers = Gauge(
+            "router_delivery_workers_running",
+            "Delivery worker processes alive (0 when the serving process delivers itself).",
+            registry=self.registry,
+        )
         self.oncall_gap = Gauge(
             "router_oncall_gap",
             "1 while the on-call rules leave nobody as effective primary, else 0.",

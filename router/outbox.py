@@ -9,7 +9,7 @@ a per-destination limit caps concurrent sends, so one dead webhook cannot starve
 
 from __future__ import annotations
 
-__all__ = ["CircuitBreaker", "Outbox", "RetryPolicy", "Senders"]
+__all__ = ["CircuitBreaker", "DeliveryReport", "Outbox", "RetryPolicy", "Senders"]
 
 import asyncio
 from collections.abc import Callable
@@ -100,8 +100,51 @@ class CircuitBreaker:
             self._open_until[key] = now + self.cooldown
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """What `/metrics` and `/status` learn of one delivery attempt. A delivery worker
+    process sends these to the serving process, which owns both endpoints."""
+
+    channel: str
+    result: str  # sent, retried, dead, cancelled
+    at: str  # ISO 8601
+    recipient: str
+    incident: int
+    error: str | None
+    latency_seconds: float | None  # creation → delivery, for sent notifications
+
+    def to_json(self) -> dict[str, object]:
+        """A plain dict for the pipe between processes."""
+        return {
+            "channel": self.channel,
+            "result": self.result,
+            "at": self.at,
+            "recipient": self.recipient,
+            "incident": self.incident,
+            "error": self.error,
+            "latency_seconds": self.latency_seconds,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DeliveryReport:
+        """The report `to_json` wrote."""
+        return cls(
+            str(data["channel"]),
+            str(data["result"]),
+            str(data["at"]),
+            str(data["recipient"]),
+            int(data["incident"]),
+            None if data["error"] is None else str(data["error"]),
+            None if data["latency_seconds"] is None else float(data["latency_seconds"]),
+        )
+
+
 class Outbox:
-    """Delivers what the store has due, one pass at a time (`deliver_due`) or forever (`run`)."""
+    """Delivers what the store has due, one pass at a time (`deliver_due`) or forever (`run`).
+
+    Each attempt's outcome goes to `report`: by default `apply`, which counts it in the
+    metrics and `last_result`; in a delivery worker process, a pipe to the serving process.
+    """
 
     def __init__(
         self,
@@ -116,6 +159,7 @@ class Outbox:
         policy: RetryPolicy | None = None,
         batch: int = 64,
         per_destination: int = 4,
+        report: Callable[[DeliveryReport], None] | None = None,
     ) -> None:
         self.store = store
         self.senders = senders
@@ -130,11 +174,32 @@ class Outbox:
         self.breaker = CircuitBreaker()
         self._limits: dict[str, asyncio.Semaphore] = {}
         self.last_result: dict[str, dict[str, object]] = {}  # per channel, for /status
+        self._report = report or self.apply
         self._wake = asyncio.Event()
+        self._wake_listeners: list[Callable[[], None]] = []
 
     def wake(self) -> None:
         """New notifications were stored: look now rather than at the next poll."""
         self._wake.set()
+        for listener in self._wake_listeners:
+            listener()
+
+    def add_wake_listener(self, listener: Callable[[], None]) -> None:
+        """Also call `listener` on every `wake` (delivery worker processes listen)."""
+        self._wake_listeners.append(listener)
+
+    def apply(self, report: DeliveryReport) -> None:
+        """Count a delivery attempt in the metrics and in `last_result`."""
+        self.last_result[report.channel] = {
+            "at": report.at,
+            "result": report.result,
+            "recipient": report.recipient,
+            "incident": report.incident,
+            "error": report.error,
+        }
+        self.metrics.notifications.labels(report.channel, report.result).inc()
+        if report.latency_seconds is not None:
+            self.metrics.delivery_seconds.labels(report.channel).observe(report.latency_seconds)
 
     async def run(self, stop: asyncio.Event, poll: float = 0.5) -> None:
         """Deliver until `stop` is set, then let the sends in flight finish.
@@ -276,18 +341,12 @@ class Outbox:
         label = {"sent": "sent", "retry": "retried", "dead": "dead", "cancelled": "cancelled"}[
             result
         ]
-        self.last_result[n.channel] = {
-            "at": now.isoformat(),
-            "result": label,
-            "recipient": n.recipient,
-            "incident": n.incident_id,
-            "error": error,
-        }
-        self.metrics.notifications.labels(n.channel, label).inc()
-        if result == "sent":
-            self.metrics.delivery_seconds.labels(n.channel).observe(
-                (now - n.created_at).total_seconds()
+        latency = (now - n.created_at).total_seconds() if result == "sent" else None
+        self._report(
+            DeliveryReport(
+                n.channel, label, now.isoformat(), n.recipient, n.incident_id, error, latency
             )
+        )
         log_event = {
             "sent": log.info,
             "retry": log.warning,

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     delivery_max_age_seconds: float = Field(default=3600, gt=0)
     delivery_lease_seconds: float = Field(default=60, gt=0)
     delivery_per_destination: int = Field(default=16, ge=1, le=256)
+    delivery_workers: int = Field(default=1, ge=0, le=16)
     webhook_timeout_seconds: float = Field(default=10, gt=0, le=300)
     smtp_timeout_seconds: float = Field(default=10, gt=0, le=300)
     drain_timeout_seconds: float = Field(default=10, gt=0)

@@ -21,6 +21,7 @@ __all__ = [
     "wait_until",
 ]
 
+import contextlib
 import json
 import os
 import shutil
@@ -181,6 +182,7 @@ class RouterProcess:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=self._log,
+            start_new_session=True,  # its own process group: the daemon and its workers
         )
         try:
             wait_until(self._healthy, timeout=self.startup_timeout, what=f"router {self.base_url}")
@@ -204,9 +206,28 @@ class RouterProcess:
         return http_json("GET", f"{self.base_url}{path}", token=self.token)
 
     def kill9(self) -> None:
-        """SIGKILL: no shutdown hook runs, nothing is flushed; waits for the process to end."""
+        """SIGKILL to the daemon and its delivery workers at once, as a crash of the machine
+        or the container would: no shutdown hook runs, nothing is flushed. Waits for the
+        daemon to end."""
+        self._kill_group()
+        self.process.wait(timeout=10)
+
+    def kill9_server_only(self) -> None:
+        """SIGKILL to the serving process alone; its delivery workers live on."""
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
+
+    def worker_pids(self) -> list[int]:
+        """The delivery worker processes (the daemon's children) alive now."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            return [int(pid) for pid in children.read_text().split()]
+        except OSError:
+            return []
+
+    def _kill_group(self) -> None:
+        with contextlib.suppress(ProcessLookupError):  # everyone in it is gone already
+            os.killpg(self.process.pid, signal.SIGKILL)
 
     def terminate(self, timeout: float = 15) -> int:
         """SIGTERM, the orderly stop; returns the exit code."""
@@ -214,9 +235,10 @@ class RouterProcess:
         return self.process.wait(timeout=timeout)
 
     def stop(self) -> None:
-        """Kill the process if it still runs and close its log; safe to call twice."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
+        """Kill the daemon and its workers if they still run, and close the log; safe to call
+        twice."""
+        if self._process is not None:
+            self._kill_group()
             self._process.wait(timeout=10)
         if self._log is not None:
             self._log.close()

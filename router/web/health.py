@@ -21,6 +21,7 @@ from router.web.keys import (
     OUTBOX,
     STARTED,
     STORE,
+    WORKERS,
 )
 from router.web.runtime import effective_entries
 
@@ -80,7 +81,16 @@ async def _outbox_status(app: web.Application, now: datetime) -> dict[str, Any]:
         "dead_letters": stats.dead,
         "recent_dead_letters": [{**n.to_json(), "incident_id": n.incident_id} for n in dead],
         "last_delivery": app[OUTBOX].last_result,
+        "delivery_workers": _workers_status(app),
     }
+
+
+def _workers_status(app: web.Application) -> dict[str, int]:
+    """Delivery worker processes configured and alive (none: the serving process delivers)."""
+    workers = app.get(WORKERS)
+    if workers is None:
+        return {"configured": 0, "running": 0}
+    return {"configured": workers.count, "running": workers.running}
 
 
 @routes.get("/metrics")
@@ -97,6 +107,7 @@ async def metrics(request: web.Request) -> web.Response:
     metrics_.outbox_depth.set(stats.depth)
     metrics_.outbox_oldest_seconds.set(stats.oldest_age_seconds or 0)
     metrics_.dead_letters.set(stats.dead)
+    metrics_.delivery_workers.set(_workers_status(app)["running"])
     return web.Response(
         body=app[METRICS].exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )

@@ -14,6 +14,7 @@ __all__ = [
     "STARTED",
     "STORE",
     "WEBHOOKS",
+    "WORKERS",
     "Clock",
 ]
 
@@ -31,6 +32,7 @@ from router.scheduler import Escalator
 from router.settings import Settings
 from router.store.base import Store
 from router.web.ratelimit import RateLimiter
+from router.workers import DeliveryWorkers
 
 Clock = Callable[[], datetime]
 
@@ -45,3 +47,5 @@ ACK_SIGNER = web.AppKey("ack_signer", AckSigner)
 OUTBOX = web.AppKey("outbox", Outbox)
 WEBHOOKS = web.AppKey("webhooks", WebhookSender)
 ESCALATOR = web.AppKey("escalator", Escalator)
+# Only when delivery runs in worker processes (`ROUTER_DELIVERY_WORKERS` > 0 under serve).
+WORKERS = web.AppKey("workers", DeliveryWorkers)

@@ -1,0 +1,145 @@
+"""A delivery worker process: the outbox loop on its own core (see router.workers).
+
+It opens the same database and team model as the serving process, delivers what is due,
+and reports each attempt up the report pipe. It wakes on a byte from the wake pipe, polls
+meanwhile, and stops on SIGTERM or SIGINT, or when the wake pipe ends (the serving
+process is gone): it then claims nothing more, lets the sends in flight finish (within
+`ROUTER_DRAIN_TIMEOUT_SECONDS`) and exits. SIGHUP reloads the team model, as in the
+serving process, which forwards its own SIGHUP here.
+"""
+
+from __future__ import annotations
+
+__all__ = ["main"]
+
+import asyncio
+import json
+import os
+import pickle
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from router.acklinks import AckSigner
+from router.errors import ConfigError
+from router.logs import configure_logging, known_secrets
+from router.metrics import Metrics
+from router.outbox import DeliveryReport
+from router.outbox_setup import make_outbox, webhook_sender
+from router.reload import LoadedConfig
+from router.settings import Settings
+from router.store import StoreUnavailableError, open_store
+
+log = structlog.get_logger(__name__)
+_FLUSH_WAIT = 2.0  # seconds to let the last reports reach the parent
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def main() -> None:
+    """`python -m router.delivery_worker`, started by router.workers: the settings, the
+    worker's number and its two pipes' descriptors arrive pickled on stdin."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the loop handles it
+    settings, slot, wake, reports = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - from our parent
+    serve(settings, slot, wake, reports)
+
+
+def serve(settings: Settings, slot: int, wake: int, reports: int) -> None:
+    """Deliver until stopped; exits 2 on a broken team model, 1 on an unusable database."""
+    configure_logging(settings.log_level, settings.log_format, secrets=known_secrets(settings))
+    structlog.contextvars.bind_contextvars(delivery_worker=slot)
+    try:
+        config = LoadedConfig.load(settings.config, _now())
+    except ConfigError as err:
+        log.error("delivery_worker.bad_config", problems=err.lines())
+        sys.exit(2)
+    configure_logging(
+        settings.log_level, settings.log_format, secrets=known_secrets(model=config.model)
+    )
+    try:
+        asyncio.run(_deliver(settings, config, wake, reports))
+    except StoreUnavailableError as err:
+        log.error("delivery_worker.cannot_open_store", error=str(err))
+        sys.exit(1)
+
+
+async def _deliver(settings: Settings, config: LoadedConfig, wake: int, reports: int) -> None:
+    loop = asyncio.get_running_loop()
+    store = open_store(settings.database_url)
+    await store.open()
+    signer = AckSigner()
+    signer.set_key(await store.meta_secret("ack_link_key"))
+    webhooks = webhook_sender(settings)
+    await webhooks.start()
+    pipe, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(reports, "wb", 0))
+
+    def report(item: DeliveryReport) -> None:
+        if not pipe.is_closing():
+            pipe.write(json.dumps(item.to_json(), separators=(",", ":")).encode() + b"\n")
+
+    outbox = make_outbox(
+        settings,
+        store,
+        webhooks,
+        model=lambda: config.model,
+        signer=signer,
+        clock=_now,
+        metrics=Metrics(),  # unused: every attempt is reported to the parent instead
+        report=report,
+    )
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: config.reload(_now()))
+    os.set_blocking(wake, False)
+    loop.add_reader(wake, _on_wake, wake, outbox.wake, stop)
+    log.info("delivery_worker.ready", pid=os.getpid())
+    try:
+        await _run_until_stopped(outbox.run(stop), stop, settings.drain_timeout_seconds)
+    finally:
+        loop.remove_reader(wake)
+        await webhooks.close()
+        await store.close()
+        await _flush(pipe)
+
+
+def _on_wake(wake: int, look: Callable[[], None], stop: asyncio.Event) -> None:
+    try:
+        data = os.read(wake, 4096)
+    except BlockingIOError:
+        return
+    if not data:
+        log.warning("delivery_worker.parent_gone")
+        stop.set()
+        return
+    look()
+
+
+async def _run_until_stopped(
+    run: Coroutine[Any, Any, None], stop: asyncio.Event, drain: float
+) -> None:
+    task = asyncio.ensure_future(run)
+    await stop.wait()
+    try:
+        await asyncio.wait_for(task, drain)
+    except TimeoutError:
+        log.warning("delivery_worker.drain_timeout", seconds=drain)
+
+
+async def _flush(pipe: asyncio.WriteTransport) -> None:
+    """Let buffered reports reach the parent (if it is still there), then close."""
+    waited = 0.0
+    while pipe.get_write_buffer_size() and waited < _FLUSH_WAIT:
+        await asyncio.sleep(0.05)
+        waited += 0.05
+    pipe.close()
+
+
+if __name__ == "__main__":
+    main()

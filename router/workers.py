@@ -1,0 +1,195 @@
+"""Delivery in worker processes: the serving process takes alerts and escalates, children
+deliver the pages.
+
+Why: CPython runs one thread of Python at a time. In one process, rendering and sending
+pages compete with intake for that thread, so a storm of pages slows every 202 and a storm
+of alerts slows every page. A worker process delivers on another core. Both processes work
+on the same database: the outbox rows are the hand-over, as between replicas (claims with
+a lease), so nothing is lost if either process dies.
+
+Between the serving process and each worker, two pipes:
+- wake (parent → child): a byte means "new notifications are due, look now" (writes never
+  block: a full pipe already says so). End of file means the parent is gone: the worker
+  stops claiming, finishes the sends in flight and exits.
+- reports (child → parent): one JSON line per delivery attempt (`DeliveryReport`), which
+  the parent counts in `/metrics` and `/status`, the endpoints it serves.
+
+A worker that exits is started again after a back-off (1 s, doubling to 30 s). On shutdown
+each worker gets SIGTERM, drains (`ROUTER_DRAIN_TIMEOUT_SECONDS`) and exits; one that does
+not is killed.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DeliveryWorkers"]
+
+import asyncio
+import contextlib
+import json
+import os
+import pickle
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from router.outbox import DeliveryReport
+from router.settings import Settings
+
+log = structlog.get_logger(__name__)
+_FIRST_BACKOFF = 1.0
+_MAX_BACKOFF = 30.0
+_HEALTHY_AFTER = 60.0  # a worker that ran this long restarts without a back-off
+_KILL_MARGIN = 5.0  # beyond the drain timeout, before SIGKILL
+
+
+@dataclass(slots=True)
+class _Running:
+    process: asyncio.subprocess.Process
+    wake: int  # our end of the wake pipe: write-only, non-blocking
+    reports: asyncio.ReadTransport
+
+
+class _ReportLines(asyncio.Protocol):
+    """Reads the JSON lines a worker writes; a line that does not parse is logged."""
+
+    def __init__(self, on_report: Callable[[DeliveryReport], None]) -> None:
+        self.on_report = on_report
+        self._partial = b""
+
+    def data_received(self, data: bytes) -> None:
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        for line in lines:
+            try:
+                report = DeliveryReport.from_json(json.loads(line))
+            except (ValueError, KeyError, TypeError) as err:
+                log.error("delivery_worker.bad_report", error=str(err))
+                continue
+            self.on_report(report)
+
+
+class DeliveryWorkers:
+    """`count` delivery worker processes, kept running until `stop()`."""
+
+    def __init__(
+        self, settings: Settings, count: int, on_report: Callable[[DeliveryReport], None]
+    ) -> None:
+        self.settings = settings
+        self.count = count
+        self.on_report = on_report
+        self._running: dict[int, _Running] = {}
+        self._supervisors: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self._wake_pending = False
+
+    @property
+    def running(self) -> int:
+        """Workers alive now."""
+        return sum(1 for r in self._running.values() if r.process.returncode is None)
+
+    async def start(self) -> None:
+        """Start the workers and their supervisors."""
+        for slot in range(self.count):
+            self._supervisors.append(
+                asyncio.create_task(self._supervise(slot), name=f"delivery-worker-{slot}")
+            )
+
+    def wake(self) -> None:
+        """Tell every worker to look for due notifications (once per loop iteration)."""
+        if self._wake_pending:
+            return
+        self._wake_pending = True
+        asyncio.get_running_loop().call_soon(self._send_wake)
+
+    def _send_wake(self) -> None:
+        self._wake_pending = False
+        for running in self._running.values():
+            try:
+                os.write(running.wake, b"!")
+            except BlockingIOError:
+                pass  # the pipe is full of wake-ups the worker has not read yet
+            except OSError:
+                pass  # the worker is gone; its supervisor starts another
+
+    def signal(self, signum: int) -> None:
+        """Pass a signal on to every worker (SIGHUP: reload the team model)."""
+        for running in self._running.values():
+            if running.process.returncode is None:
+                running.process.send_signal(signum)
+
+    async def stop(self) -> None:
+        """SIGTERM every worker, wait for it to drain, kill what is left."""
+        self._stopping.set()
+        self.signal(signal.SIGTERM)
+        if self._supervisors:
+            await asyncio.wait(self._supervisors)
+
+    async def _supervise(self, slot: int) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = _FIRST_BACKOFF
+        while not self._stopping.is_set():
+            started = loop.time()
+            running = await self._spawn(slot)
+            self._running[slot] = running
+            code = await self._exit_code(running.process)
+            self._detach(slot)
+            if self._stopping.is_set():
+                return
+            if loop.time() - started >= _HEALTHY_AFTER:
+                backoff = _FIRST_BACKOFF
+            log.error("delivery_worker.exited", worker=slot, exitcode=code, restart_in=backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF)
+
+    async def _spawn(self, slot: int) -> _Running:
+        loop = asyncio.get_running_loop()
+        wake_theirs, wake_ours = os.pipe()
+        reports_ours, reports_theirs = os.pipe()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "router.delivery_worker",
+                stdin=asyncio.subprocess.PIPE,
+                pass_fds=(wake_theirs, reports_theirs),
+            )
+        finally:
+            # Our copies of the child's ends must go, or no side would ever see end of file.
+            os.close(wake_theirs)
+            os.close(reports_theirs)
+        assert process.stdin is not None
+        # The settings travel by pipe, not environment or argv: they hold secrets.
+        process.stdin.write(pickle.dumps((self.settings, slot, wake_theirs, reports_theirs)))
+        await process.stdin.drain()
+        process.stdin.close()
+        os.set_blocking(wake_ours, False)
+        transport, _ = await loop.connect_read_pipe(
+            lambda: _ReportLines(self.on_report), os.fdopen(reports_ours, "rb", buffering=0)
+        )
+        log.info("delivery_worker.started", worker=slot, pid=process.pid)
+        return _Running(process, wake_ours, transport)
+
+    async def _exit_code(self, process: asyncio.subprocess.Process) -> int:
+        """Wait for the process to end; past the drain timeout after `stop()`, kill it."""
+        ended = asyncio.ensure_future(process.wait())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait([ended, stopping], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not ended.done():
+            grace = self.settings.drain_timeout_seconds + _KILL_MARGIN
+            try:
+                await asyncio.wait_for(asyncio.shield(ended), grace)
+            except TimeoutError:
+                log.warning("delivery_worker.killed", pid=process.pid, after_seconds=grace)
+                process.kill()
+        return await ended
+
+    def _detach(self, slot: int) -> None:
+        running = self._running.pop(slot, None)
+        if running is None:
+            return
+        os.close(running.wake)
+        running.reports.close()

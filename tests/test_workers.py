@@ -1,0 +1,147 @@
+"""Delivery worker processes (router.workers): a real `router serve` with its default of one
+worker, pages to a webhook receiver served by this test.
+
+The worker is a process of its own, so these tests wait on processes (a restart, an exit)
+by polling; no wait stands in for the logic under test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from services import RouterProcess
+from test_delivery_crash import ENV, Receiver, _all_sent, _poll, _post_alerts, _webhook_only_config
+
+WORKER_GONE_WITHIN = 20.0  # the drain timeout (10 s by default) and a margin
+
+
+def _alive(pid: int) -> bool:
+    """Running, not merely a zombie nobody has reaped yet."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+async def _start(router: RouterProcess) -> list[int]:
+    await asyncio.to_thread(router.start)
+    await _poll(lambda: bool(router.worker_pids()), within=15, what="the delivery worker")
+    return router.worker_pids()
+
+
+async def _get(router: RouterProcess, path: str) -> str:
+    headers = {"Authorization": f"Bearer {router.token}"}
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+        session.get(f"{router.base_url}{path}", headers=headers) as response,
+    ):
+        assert response.status == 200
+        return await response.text()
+
+
+@pytest.mark.timeout(60)
+async def test_a_killed_worker_is_replaced_and_pages_still_go_out(tmp_path: Path) -> None:
+    receiver = Receiver()
+    config = _webhook_only_config(tmp_path, await receiver.start())
+    router = RouterProcess(tmp_path, config=config, env=ENV)
+    try:
+        [first] = await _start(router)
+        os.kill(first, signal.SIGKILL)
+        await _poll(
+            lambda: router.worker_pids() not in ([], [first]), within=15, what="a new worker"
+        )
+        incident_ids = await _post_alerts(router, ["after-restart-1", "after-restart-2"])
+        await _all_sent(router, incident_ids, within=15)
+        assert {page.incident for page in receiver.pages} == set(incident_ids)
+        assert "delivery_worker.exited" in router.events()
+    finally:
+        router.stop()
+        await receiver.close()
+
+
+@pytest.mark.timeout(60)
+async def test_the_worker_leaves_when_the_serving_process_dies(tmp_path: Path) -> None:
+    receiver = Receiver()
+    config = _webhook_only_config(tmp_path, await receiver.start())
+    router = RouterProcess(tmp_path, config=config, env=ENV)
+    try:
+        workers = await _start(router)
+        router.kill9_server_only()
+        await _poll(
+            lambda: not any(_alive(pid) for pid in workers),
+            within=WORKER_GONE_WITHIN,
+            what="the orphaned worker to exit",
+        )
+        assert "delivery_worker.parent_gone" in router.events()
+    finally:
+        router.stop()
+        await receiver.close()
+
+
+@pytest.mark.timeout(60)
+async def test_status_and_metrics_count_what_the_worker_delivered(tmp_path: Path) -> None:
+    receiver = Receiver()
+    config = _webhook_only_config(tmp_path, await receiver.start())
+    router = RouterProcess(tmp_path, config=config, env=ENV)
+    try:
+        await _start(router)
+        incident_ids = await _post_alerts(router, ["counted-1"])
+        await _all_sent(router, incident_ids, within=15)
+
+        def reported() -> bool:
+            return "webhook" in _status_now(router)["outbox"]["last_delivery"]
+
+        await _poll(reported, within=10, what="the worker's report to reach /status")
+        outbox = _status_now(router)["outbox"]
+        assert outbox["delivery_workers"] == {"configured": 1, "running": 1}
+        assert outbox["last_delivery"]["webhook"]["result"] == "sent"
+        assert outbox["last_delivery"]["webhook"]["incident"] == incident_ids[0]
+        metrics = await _get(router, "/metrics")
+        assert 'router_notifications_total{channel="webhook",result="sent"} 1.0' in metrics
+        assert "router_delivery_workers_running 1.0" in metrics
+    finally:
+        router.stop()
+        await receiver.close()
+
+
+def _status_now(router: RouterProcess) -> dict[str, Any]:
+    status, body = router.get("/status")
+    assert status == 200, body
+    assert isinstance(body, dict)
+    return body
+
+
+@pytest.mark.timeout(60)
+async def test_sighup_reloads_the_worker_too(tmp_path: Path) -> None:
+    before, after = Receiver(), Receiver()
+    config = _webhook_only_config(tmp_path, await before.start())
+    new_url = await after.start()
+    router = RouterProcess(tmp_path, config=config, env=ENV)
+    try:
+        await _start(router)
+        first = await _post_alerts(router, ["before-reload"])
+        await _all_sent(router, first, within=15)
+        team = config / "team.yaml"
+        team.write_text(team.read_text().replace(before.url, new_url))  # every member's
+        router.process.send_signal(signal.SIGHUP)
+        await _poll(
+            lambda: router.events().count("config.reloaded") >= 2,  # the server and the worker
+            within=15,
+            what="both processes to reload",
+        )
+        second = await _post_alerts(router, ["after-reload"])
+        await _all_sent(router, second, within=15)
+        assert [page.incident for page in before.pages] == first
+        assert [page.incident for page in after.pages] == second
+    finally:
+        router.stop()
+        await before.close()
+        await after.close()
