@@ -32,6 +32,7 @@ not a test), 1 if a server does not start or the router lost a stored alert.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -166,24 +167,53 @@ def listening(port: int) -> bool:
 
 
 def terminate(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM) -> None:
-    """Send `sig` and wait for the process to end (SIGKILL after 15 s)."""
+    """Send `sig` and wait for the process to end (SIGKILL after 15 s). A process that leads
+    its own group (the router: `start_new_session`) takes SIGKILL with its whole group, its
+    delivery workers, and leaves no member of it behind."""
+    own_group = os.getpgid(process.pid) == process.pid if process.poll() is None else False
     if process.poll() is None:
-        process.send_signal(sig)
+        if sig == signal.SIGKILL and own_group:
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.send_signal(sig)
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+    if own_group:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and all its threads so far (Linux /proc)."""
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants alive now (the router's delivery workers), Linux /proc."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        try:
+            pending += [
+                int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            ]
+        except OSError:
+            continue
+    return found
+
+
+def _own_cpu_seconds(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return float("nan")
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of a process, all its threads and its live descendants
+    (a router's delivery worker processes count as the router), Linux /proc."""
+    return sum(_own_cpu_seconds(p) for p in process_tree(pid))
 
 
 def children_cpu_seconds() -> float:
@@ -234,12 +264,19 @@ class CpuMeter:
 
 
 def memory_kib(pid: int) -> dict[str, int]:
-    """`VmHWM` (peak resident set) and `VmRSS` of a live process, in KiB (Linux /proc)."""
-    found: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in {"VmHWM", "VmRSS"}:
-            found[name] = int(value.split()[0])
+    """`VmHWM` (peak resident set) and `VmRSS` in KiB, summed over the process and its live
+    descendants (the router's delivery workers): the sum of their peaks, an upper bound of
+    their peak together (Linux /proc)."""
+    found: dict[str, int] = {"VmHWM": 0, "VmRSS": 0}
+    for member in process_tree(pid):
+        try:
+            lines = Path(f"/proc/{member}/status").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            name, _, value = line.partition(":")
+            if name in found:
+                found[name] += int(value.split()[0])
     return found
 
 
@@ -259,6 +296,9 @@ def webhook_sink(workdir: Path) -> Iterator[Sink]:
         terminate(process)
         if out.exists():
             sink.summary = json.loads(out.read_text())
+
+
+ROUTER_ENV_OVERRIDES: dict[str, str] = {}  # --router-env KEY=VALUE, for every router started
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -296,6 +336,7 @@ def start_router(workdir: Path, sink: Sink) -> Running:
         ROUTER_LOG_FORMAT="json",
         ROUTER_PUBLIC_URL=f"http://127.0.0.1:{port}",
         ROUTER_SMTP_PORT=str(free_port()),  # nobody is paged by email; a closed port if so
+        **ROUTER_ENV_OVERRIDES,
     )
     with (workdir / "router.log").open("wb") as log:
         process = subprocess.Popen(
@@ -305,6 +346,7 @@ def start_router(workdir: Path, sink: Sink) -> Running:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # a group of its own: the router and its delivery workers
         )
     base = f"http://127.0.0.1:{port}"
     wait_for(lambda: http_ok(f"{base}/healthz"), process, "router serve")
@@ -440,6 +482,7 @@ def profiled(server: Running, output: Path | None, seconds: float) -> Iterator[N
         f"--duration={math.ceil(seconds)}",
         "--format=raw",
         "--threads",
+        "--subprocesses",  # the delivery worker processes too
         "--rate=200",
         f"--output={output}",
     ]
@@ -817,12 +860,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile-rate", type=float, default=TARGET_P99_RATE)
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, records)")
+    parser.add_argument(
+        "--router-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a ROUTER_* setting for the router (repeatable), e.g. ROUTER_DELIVERY_WORKERS=0",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Every phase for every target, then the table, the notes and the verdicts."""
     args = parse_args(argv)
+    for item in args.router_env:
+        key, _, value = item.partition("=")
+        ROUTER_ENV_OVERRIDES[key] = value
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     if "alertmanager" in targets and not Path(args.alertmanager).exists():
         print(f"{args.alertmanager} not found (Debian: prometheus-alertmanager)", file=sys.stderr)

@@ -29,6 +29,7 @@ test), 1 if the durability check fails or a server does not start.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -115,14 +116,34 @@ def free_port() -> int:
         return port
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and all its threads so far (Linux /proc)."""
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants alive now (the router's delivery workers), Linux /proc."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        try:
+            pending += [
+                int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            ]
+        except OSError:
+            continue
+    return found
+
+
+def _own_cpu_seconds(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return float("nan")
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of a process, all its threads and its live descendants
+    (a router's delivery worker processes count as the router), Linux /proc."""
+    return sum(_own_cpu_seconds(p) for p in process_tree(pid))
 
 
 def children_cpu_seconds() -> float:
@@ -218,23 +239,39 @@ def start(target: Target, cpus: set[int] | None) -> None:
     command = [part.replace("{port}", str(target.port)) for part in target.command]
     with target.log_path.open("ab") as log, cpu_affinity(cpus):
         target.process = subprocess.Popen(  # noqa: S603 - our own interpreter and scripts
-            command, cwd=target.workdir, env=env, stdout=log, stderr=subprocess.STDOUT
+            command,
+            cwd=target.workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a group of its own: the router and its delivery workers
         )
     wait_until_healthy(target)
 
 
 def stop(target: Target, sig: signal.Signals = signal.SIGTERM) -> None:
-    """Send `sig` and wait for the server to exit."""
+    """Send `sig` and wait for the server to exit (SIGKILL goes to its whole process group:
+    a router's delivery workers die with it); then kill whatever of the group is left."""
     if target.process is None:
         return
     if target.process.poll() is None:
-        target.process.send_signal(sig)
+        if sig == signal.SIGKILL:
+            kill_group(target.process)
+        else:
+            target.process.send_signal(sig)
         try:
             target.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             target.process.kill()
             target.process.wait(timeout=5)
+    kill_group(target.process)
     target.process = None
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group `process` leads (started with `start_new_session`)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def run_phase(
@@ -397,6 +434,9 @@ def check_durability(target: Target) -> Result:
     }
 
 
+ROUTER_ENV_OVERRIDES: dict[str, str] = {}  # --router-env KEY=VALUE, for every router
+
+
 def router_target(name: str, workdir: Path, log_level: str) -> Target:
     """`router serve`; each phase gets a fresh SQLite file (see `Target.fresh`)."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -407,6 +447,7 @@ def router_target(name: str, workdir: Path, log_level: str) -> Target:
         ROUTER_RATE_LIMIT_PER_SECOND="0",
         ROUTER_LOG_LEVEL=log_level,
         ROUTER_LOG_FORMAT="json",
+        **ROUTER_ENV_OVERRIDES,
     )
     command = [sys.executable, "-m", "router", "serve"]
     return Target(name, command, env, workdir, router=True)
@@ -573,6 +614,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--key-base", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (DB, logs)")
+    parser.add_argument(
+        "--router-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a ROUTER_* setting for the router (repeatable), e.g. ROUTER_DELIVERY_WORKERS=0",
+    )
     return parser.parse_args(argv)
 
 
@@ -594,6 +642,9 @@ def print_durability(durability: Sequence[Result]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every target, print the table, ratios and durability check."""
     args = parse_args(argv)
+    for item in args.router_env:
+        key, _, value = item.partition("=")
+        ROUTER_ENV_OVERRIDES[key] = value
     workdir = Path(tempfile.mkdtemp(prefix="router-bench-"))
     targets = [
         (ceiling_target(workdir / "ceiling"), args.rates),

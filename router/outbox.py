@@ -204,12 +204,15 @@ class Outbox:
     async def run(self, stop: asyncio.Event, poll: float = 0.5) -> None:
         """Deliver until `stop` is set, then let the sends in flight finish.
 
-        A continuous pipeline: whenever fewer than `batch` sends are in flight, claim more,
-        so one slow destination holds up only its own pages, not the batch it came in.
+        A continuous pipeline: whenever half of `batch` has finished, claim more, so one slow
+        destination holds up only its own pages, not the batch they came in.
         """
         inflight: set[asyncio.Task[None]] = set()
+        refill = max(1, self.batch // 2)  # claim in chunks: one claim per page costs too much
         while not stop.is_set():
             room = self.batch - len(inflight)
+            if room < refill and inflight:
+                room = 0
             claimed = await self._claim_safely(room) if room > 0 else []
             for delivery in claimed:
                 task = asyncio.create_task(self._deliver_logged(delivery))

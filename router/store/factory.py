@@ -8,7 +8,6 @@ from pathlib import Path
 
 from router.errors import ConfigError, ConfigProblem
 from router.store.base import Store
-from router.store.postgres import PostgresStore
 from router.store.sqlite import SqliteStore
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
@@ -37,6 +36,9 @@ def open_store(url: str) -> Store:
         return SqliteStore(path)
     pg = postgres_url(url)
     if pg is not None:
+        # Imported here: psycopg costs every SQLite install (and each worker) ~10 MiB.
+        from router.store.postgres import PostgresStore  # noqa: PLC0415
+
         return PostgresStore(pg)
     scheme = url.split(":", 1)[0] if ":" in url else "(none)"
     message = (

@@ -10,7 +10,7 @@ that were using it with StoreUnavailableError (→ 503) and is opened again on t
 
 from __future__ import annotations
 
-__all__ = ["ThreadedStore"]
+__all__ = ["Job", "ThreadedStore", "run_batch", "run_guarded"]
 
 import asyncio
 from collections.abc import Callable, Sequence
@@ -65,7 +65,7 @@ class ThreadedStore:
         self._queue: asyncio.Queue[tuple[Job, asyncio.Future[Any]] | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self.commits = 0  # transactions committed: with group commit, fewer than writes
-        self._moments = MomentCache()  # used only in the executor thread
+        self._moments = MomentCache()  # used by one write job at a time
 
     def _connect(self) -> Any:
         raise NotImplementedError
@@ -298,10 +298,15 @@ class ThreadedStore:
             if stop:
                 return
 
+    async def _execute(self, jobs: list[Job]) -> list[Any]:
+        """One batch of writes in one transaction, in the thread (SqliteStore runs the jobs
+        on the event loop and only the commit in the thread)."""
+        return await self._in_thread(self._with_connection, partial(run_batch, jobs=jobs))
+
     async def _commit(self, batch: list[tuple[Job, asyncio.Future[Any]]]) -> None:
         jobs = [job for job, _ in batch]
         try:
-            results = await self._in_thread(self._with_connection, partial(run_batch, jobs=jobs))
+            results = await self._execute(jobs)
         except Exception as err:  # every waiting caller must hear of it
             log.error("store.commit_failed", error=str(err), batch=len(batch))
             failure = (
@@ -333,7 +338,7 @@ def run_batch(conn: Any, jobs: list[Job]) -> list[Any]:
     """
     if (results := _run_plain(conn, jobs)) is not None:
         return results
-    return _run_guarded(conn, jobs)
+    return run_guarded(conn, jobs)
 
 
 def _run_plain(conn: Any, jobs: list[Job]) -> list[Any] | None:
@@ -358,7 +363,7 @@ def _run_plain(conn: Any, jobs: list[Job]) -> list[Any] | None:
     return results
 
 
-def _run_guarded(conn: Any, jobs: list[Job]) -> list[Any]:
+def run_guarded(conn: Any, jobs: list[Job]) -> list[Any]:
     """Each job in a savepoint: a failing job is rolled back alone.
 
     A job that loses a deadlock (replicas' batches taking the same rows in other orders) is
