@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from router.ingest import alertmanager, generic, grafana, pagerduty
-from router.ingest.common import InvalidAlertError
+from router.ingest.common import InvalidAlertError, TooDeepError, clean_text
 from router.ingest.pagerduty import PagerDutyEvent
 from router.model import Alert, Link
+from router.web.body import BadJsonError, decode_json
 
 FIXTURES = Path(__file__).parent / "fixtures"
 Parser = Callable[[object], Sequence[object]]
@@ -650,3 +651,27 @@ def test_pagerduty_severity_is_case_insensitive() -> None:
 def test_pagerduty_custom_details_that_are_not_an_object_are_kept_whole() -> None:
     event = pagerduty.parse_event(changed(PD, ("payload", "custom_details"), "disk 97% full"))
     assert event.alert.details["custom_details"] == "disk 97% full"
+
+
+BODIES_FOR_THE_SHORTCUT = [
+    '{"summary": "plain ASCII", "labels": {"a": "b"}}',
+    '{"summary": "caf\\u00e9 \\ud83d\\ude80 ok"}',  # escapes, a valid surrogate pair
+    '{"summary": "nul \\u0000 here"}',
+    '{"summary": "lone \\udc00 surrogate"}',
+    '{"summary": "a backslash then u0000: \\\\u0000"}',  # text, not an escape
+    '{"a": ' + "[" * 40 + "1" + "]" * 40 + "}",
+    "[" * 70 + "]" * 70,  # past MAX_DEPTH: refused either way
+]
+
+
+@pytest.mark.parametrize("text", BODIES_FOR_THE_SHORTCUT)
+def test_decoding_skips_the_cleaning_walk_only_when_it_would_change_nothing(text: str) -> None:
+    """decode_json walks the value only when an escape or the bracket count says it may
+    have to; the answer must be the walk's own."""
+    try:
+        expected: object = clean_text(json.loads(text))
+    except TooDeepError:
+        with pytest.raises(BadJsonError, match="nested too deeply"):
+            decode_json(text.encode())
+        return
+    assert decode_json(text.encode()) == expected

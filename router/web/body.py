@@ -10,11 +10,12 @@ from __future__ import annotations
 __all__ = ["BadJsonError", "decode_json", "read_json"]
 
 import json
+import re
 from typing import Any
 
 from aiohttp import web
 
-from router.ingest.common import TooDeepError, clean_text
+from router.ingest.common import MAX_DEPTH, TooDeepError, clean_text
 from router.web.errors import ApiError
 
 
@@ -30,6 +31,17 @@ def _no_constants(name: str) -> Any:
     raise BadJsonError(f"{name} is not a JSON number")
 
 
+# In decoded JSON, NUL and lone surrogates can only come from these escapes: strict JSON has
+# no raw control characters in strings, and strict UTF-8 no surrogates.
+_RISKY_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def _may_need_cleaning(text: str) -> bool:
+    """Whether walking the decoded value (`clean_text`) could change or refuse anything:
+    most bodies have none of the escapes above and too few brackets to nest too deeply."""
+    return _RISKY_ESCAPE.search(text) is not None or text.count("{") + text.count("[") > MAX_DEPTH
+
+
 def decode_json(raw: bytes) -> Any:
     """The cleaned JSON value of `raw`, or BadJsonError."""
     try:
@@ -37,7 +49,8 @@ def decode_json(raw: bytes) -> Any:
     except UnicodeDecodeError:
         raise BadJsonError("body is not UTF-8 text") from None
     try:
-        return clean_text(json.loads(text, parse_constant=_no_constants))
+        value = json.loads(text, parse_constant=_no_constants)
+        return clean_text(value) if _may_need_cleaning(text) else value
     except BadJsonError:
         raise
     except json.JSONDecodeError as err:
