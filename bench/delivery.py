@@ -873,9 +873,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Every phase for every target, then the table, the notes and the verdicts."""
     args = parse_args(argv)
-    for item in args.router_env:
-        key, _, value = item.partition("=")
-        ROUTER_ENV_OVERRIDES[key] = value
+    ROUTER_ENV_OVERRIDES.update(item.partition("=")[::2] for item in args.router_env)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     if "alertmanager" in targets and not Path(args.alertmanager).exists():
         print(f"{args.alertmanager} not found (Debian: prometheus-alertmanager)", file=sys.stderr)

@@ -642,9 +642,7 @@ def print_durability(durability: Sequence[Result]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every target, print the table, ratios and durability check."""
     args = parse_args(argv)
-    for item in args.router_env:
-        key, _, value = item.partition("=")
-        ROUTER_ENV_OVERRIDES[key] = value
+    ROUTER_ENV_OVERRIDES.update(item.partition("=")[::2] for item in args.router_env)
     workdir = Path(tempfile.mkdtemp(prefix="router-bench-"))
     targets = [
         (ceiling_target(workdir / "ceiling"), args.rates),

@@ -19,7 +19,7 @@ from router.acklinks import AckSigner
 from router.logs import configure_logging, known_secrets
 from router.metrics import Metrics
 from router.outbox import Outbox
-from router.outbox_setup import make_outbox, webhook_sender
+from router.outbox_setup import make_outbox, smtp_sender, webhook_sender
 from router.reload import LoadedConfig
 from router.scheduler import Escalator
 from router.settings import Settings
@@ -37,6 +37,7 @@ from router.web.keys import (
     METRICS,
     OUTBOX,
     SETTINGS,
+    SMTP,
     STARTED,
     STORE,
     WEBHOOKS,
@@ -83,6 +84,7 @@ def create_app(
     app[LIMITER] = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app[ACK_SIGNER] = AckSigner()
     app[WEBHOOKS] = webhook_sender(settings)
+    app[SMTP] = smtp_sender(settings)
     app[OUTBOX] = _outbox(app)
     app[ESCALATOR] = Escalator(
         app[STORE], model=lambda: app[CONFIG].model, clock=clock, on_fired=app[OUTBOX].wake
@@ -93,7 +95,7 @@ def create_app(
             settings, settings.delivery_workers, on_report=app[OUTBOX].apply
         )
     app.cleanup_ctx.append(_store_lifecycle)
-    app.cleanup_ctx.append(_webhook_lifecycle)
+    app.cleanup_ctx.append(_senders_lifecycle)
     if deliver_in_background:
         app.cleanup_ctx.append(_outbox_lifecycle)
     for module in (health, oncall, intake, pagerduty, incidents, runtime, silences, ack):
@@ -106,6 +108,7 @@ def _outbox(app: web.Application) -> Outbox:
         app[SETTINGS],
         app[STORE],
         app[WEBHOOKS],
+        app[SMTP],
         model=lambda: app[CONFIG].model,
         signer=app[ACK_SIGNER],
         clock=app[CLOCK],
@@ -120,10 +123,13 @@ async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
     await app[STORE].close()
 
 
-async def _webhook_lifecycle(app: web.Application) -> AsyncIterator[None]:
+async def _senders_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """The webhook client session and the SMTP sessions; closed after the outbox drained
+    (aiohttp runs cleanups in reverse order)."""
     await app[WEBHOOKS].start()
     yield
     await app[WEBHOOKS].close()
+    await app[SMTP].close()
 
 
 async def _outbox_lifecycle(app: web.Application) -> AsyncIterator[None]:

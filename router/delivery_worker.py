@@ -29,7 +29,7 @@ from router.errors import ConfigError
 from router.logs import configure_logging, known_secrets
 from router.metrics import Metrics
 from router.outbox import DeliveryReport
-from router.outbox_setup import make_outbox, webhook_sender
+from router.outbox_setup import make_outbox, smtp_sender, webhook_sender
 from router.reload import LoadedConfig
 from router.settings import Settings
 from router.store import StoreUnavailableError, open_store
@@ -51,7 +51,8 @@ def main() -> None:
 
 
 def serve(settings: Settings, slot: int, wake: int, reports: int) -> None:
-    """Deliver until stopped; exits 2 on a broken team model, 1 on an unusable database."""
+    """Deliver until stopped; exits 2 on a broken team model, 1 on an unusable database,
+    3 if the outbox loop ended by itself."""
     configure_logging(settings.log_level, settings.log_format, secrets=known_secrets(settings))
     structlog.contextvars.bind_contextvars(delivery_worker=slot)
     try:
@@ -77,6 +78,7 @@ async def _deliver(settings: Settings, config: LoadedConfig, wake: int, reports:
     signer.set_key(await store.meta_secret("ack_link_key"))
     webhooks = webhook_sender(settings)
     await webhooks.start()
+    smtp = smtp_sender(settings)
     pipe, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(reports, "wb", 0))
 
     def report(item: DeliveryReport) -> None:
@@ -87,6 +89,7 @@ async def _deliver(settings: Settings, config: LoadedConfig, wake: int, reports:
         settings,
         store,
         webhooks,
+        smtp,
         model=lambda: config.model,
         signer=signer,
         clock=_now,
@@ -105,6 +108,7 @@ async def _deliver(settings: Settings, config: LoadedConfig, wake: int, reports:
     finally:
         loop.remove_reader(wake)
         await webhooks.close()
+        await smtp.close()
         await store.close()
         await _flush(pipe)
 
@@ -124,8 +128,16 @@ def _on_wake(wake: int, look: Callable[[], None], stop: asyncio.Event) -> None:
 async def _run_until_stopped(
     run: Coroutine[Any, Any, None], stop: asyncio.Event, drain: float
 ) -> None:
+    """Run the outbox until `stop`, then give it `drain` seconds to finish its sends. If the
+    loop ends by itself (a bug), exit non-zero: the parent starts a fresh worker."""
     task = asyncio.ensure_future(run)
-    await stop.wait()
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+    if task.done() and not stop.is_set():
+        stopping.cancel()
+        why = "cancelled" if task.cancelled() else repr(task.exception())
+        log.error("delivery_worker.outbox_ended", error=why)
+        raise SystemExit(3)
     try:
         await asyncio.wait_for(task, drain)
     except TimeoutError:

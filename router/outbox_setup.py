@@ -3,7 +3,7 @@ the serving process, or a delivery worker process (router.delivery_worker)."""
 
 from __future__ import annotations
 
-__all__ = ["make_outbox", "webhook_sender"]
+__all__ = ["make_outbox", "smtp_sender", "webhook_sender"]
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -30,10 +30,16 @@ def webhook_sender(settings: Settings) -> WebhookSender:
     )
 
 
+def smtp_sender(settings: Settings) -> SmtpSender:
+    """The SMTP relay of the `ROUTER_SMTP_*` settings (its sessions are reused: close it)."""
+    return SmtpSender.from_settings(settings, timeout=settings.smtp_timeout_seconds)
+
+
 def make_outbox(
     settings: Settings,
     store: Store,
     webhooks: WebhookSender,
+    email: SmtpSender,
     *,
     model: Callable[[], TeamModel],
     signer: AckSigner,
@@ -41,13 +47,11 @@ def make_outbox(
     metrics: Metrics,
     report: Callable[[DeliveryReport], None] | None = None,
 ) -> Outbox:
-    """An outbox delivering through SMTP and `webhooks` under the settings' retry budget."""
+    """An outbox delivering through `email` and `webhooks` under the settings' retry budget."""
     secrets = settings.hmac_secrets()
     return Outbox(
         store,
-        Senders(
-            SmtpSender.from_settings(settings, timeout=settings.smtp_timeout_seconds), webhooks
-        ),
+        Senders(email, webhooks),
         model=model,
         links=LinkMaker(settings.public_url, signer),
         hmac_secret=secrets[0] if secrets else None,

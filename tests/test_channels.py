@@ -22,10 +22,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
+from aiosmtplib.email import flatten_message
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from router import __version__
 from router.errors import PermanentDeliveryError, TransientDeliveryError
-from router.notify.email import SmtpSender, message_id
+from router.notify.email import SmtpSender, build_email, message_id
 from router.notify.message import EmailMessage, WebhookMessage
 from router.notify.webhook import WebhookSender
 from router.settings import Settings
@@ -46,14 +49,23 @@ MakeServer = Callable[[web.Application], Awaitable[TestServer]]
 
 
 class Collector:
-    """An SMTP server's handler that accepts every message and keeps its envelope."""
+    """An SMTP server's handler that accepts every message and keeps its envelope, the
+    client's address and port of the connection it came over (one per connection), and the
+    connections that ended with a QUIT."""
 
     def __init__(self) -> None:
         self.envelopes: list[Envelope] = []
+        self.peers: list[Any] = []
+        self.quits: list[Any] = []
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:  # noqa: N802
         self.envelopes.append(envelope)
+        self.peers.append(session.peer)
         return "250 Message accepted for delivery"
+
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Envelope) -> str:  # noqa: N802
+        self.quits.append(session.peer)
+        return "221 Bye"
 
 
 class RefuseRecipient(Collector):
@@ -99,6 +111,18 @@ def smtp_server() -> Iterator[SmtpServer]:
         controller.stop()
 
 
+# Every SmtpSender a test makes, to be closed before the test's event loop ends: a sender
+# keeps its sessions open after a send.
+_SENDERS: list[SmtpSender] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_smtp_senders() -> AsyncIterator[None]:
+    yield
+    while _SENDERS:
+        await _SENDERS.pop().close()
+
+
 def _sender(controller: Controller, **changes: Any) -> SmtpSender:
     options: dict[str, Any] = {
         "username": None,
@@ -108,7 +132,9 @@ def _sender(controller: Controller, **changes: Any) -> SmtpSender:
         "timeout": 5.0,
     }
     options.update(changes)
-    return SmtpSender(controller.hostname, controller.port, **options)
+    sender = SmtpSender(controller.hostname, controller.port, **options)
+    _SENDERS.append(sender)
+    return sender
 
 
 def _email(**changes: Any) -> EmailMessage:
@@ -323,7 +349,7 @@ async def raw_server() -> AsyncIterator[RawServer]:
 
 
 def _plain_sender(port: int, timeout: float = 5.0) -> SmtpSender:
-    return SmtpSender(
+    sender = SmtpSender(
         "127.0.0.1",
         port,
         username=None,
@@ -332,6 +358,8 @@ def _plain_sender(port: int, timeout: float = 5.0) -> SmtpSender:
         sender="a@b.c",
         timeout=timeout,
     )
+    _SENDERS.append(sender)
+    return sender
 
 
 async def test_smtp_server_that_never_greets_times_out_as_transient(
@@ -367,6 +395,227 @@ async def test_an_unusable_recipient_address_is_permanent(smtp_server: SmtpServe
     with pytest.raises(PermanentDeliveryError):
         await _sender(smtp_server(collector)).send(_email(to=to))
     assert collector.envelopes == []
+
+
+# The sessions a sender keeps (SmtpSender's pool)
+
+
+class HangUpAfterEachMessage(Collector):
+    """Accepts a message, then closes the connection: a relay whose idle timeout is zero."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:  # noqa: N802
+        # After the reply below is written: the server's loop runs this callback next.
+        asyncio.get_running_loop().call_soon(server.transport.close)
+        return await super().handle_DATA(server, session, envelope)
+
+
+class RefuseFirstRecipient(Collector):
+    """Answers the first RCPT TO with 451 and accepts every later one; notes each RCPT's
+    connection."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rcpt_peers: list[Any] = []
+
+    async def handle_RCPT(  # noqa: N802
+        self, server: Any, session: Any, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        self.rcpt_peers.append(session.peer)
+        if len(self.rcpt_peers) == 1:
+            return "451 try later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+class RefuseReset(Collector):
+    """Answers every RSET with 502: a session that fails the check before it is reused."""
+
+    async def handle_RSET(self, server: Any, session: Any, envelope: Envelope) -> str:  # noqa: N802
+        return "502 not today"
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_two_emails_go_over_one_smtp_session(smtp_server: SmtpServer) -> None:
+    collector = Collector()
+    sender = _sender(smtp_server(collector))
+    await sender.send(_email())
+    await sender.send(_email(idempotency_key=KEY.replace("step-1", "step-2")))
+
+    assert len(collector.envelopes) == 2
+    assert len(set(collector.peers)) == 1
+    await sender.close()
+    assert collector.quits == collector.peers[:1]  # close() ends the session with a QUIT
+
+
+async def test_a_session_the_server_dropped_while_idle_is_replaced_by_one_fresh_session(
+    smtp_server: SmtpServer,
+) -> None:
+    collector = HangUpAfterEachMessage()
+    sender = _sender(smtp_server(collector))
+    for step in range(1, 4):
+        await sender.send(_email(idempotency_key=KEY.replace("step-1", f"step-{step}")))
+
+    assert len(collector.envelopes) == 3
+    assert len(set(collector.peers)) == 3  # each email after the first: one reconnection
+
+
+async def test_a_relay_that_is_gone_fails_the_send_after_one_fresh_attempt() -> None:
+    controller = Controller(Collector(), hostname="127.0.0.1", port=free_port())
+    controller.start()  # not the fixture's: this test stops it
+    try:
+        sender = _sender(controller)
+        await sender.send(_email())
+    finally:
+        controller.stop()
+
+    with pytest.raises(TransientDeliveryError, match="connection failed"):
+        await sender.send(_email())
+
+
+async def test_a_session_that_fails_the_reset_check_is_replaced(smtp_server: SmtpServer) -> None:
+    collector = RefuseReset()
+    sender = _sender(smtp_server(collector))
+    await sender.send(_email())
+    await sender.send(_email())
+
+    assert len(collector.envelopes) == 2
+    assert len(set(collector.peers)) == 2
+
+
+async def test_an_smtp_error_discards_the_session(smtp_server: SmtpServer) -> None:
+    collector = RefuseFirstRecipient()
+    sender = _sender(smtp_server(collector))
+    with pytest.raises(TransientDeliveryError, match="451 try later"):
+        await sender.send(_email())
+    await sender.send(_email())
+
+    first, second = collector.rcpt_peers
+    assert first != second
+    assert collector.peers == [second]
+    await sender.close()
+    assert first in collector.quits  # ended politely, as before pooling
+
+
+async def test_a_session_idle_for_longer_than_the_idle_timeout_is_closed_not_reused(
+    smtp_server: SmtpServer,
+) -> None:
+    collector = Collector()
+    clock = FakeClock()
+    sender = _sender(smtp_server(collector), idle_timeout=30.0, clock=clock)
+    await sender.send(_email())
+    clock.now += 29.0
+    await sender.send(_email())
+    clock.now += 30.0
+    await sender.send(_email())
+
+    first, reused, fresh = collector.peers
+    assert reused == first
+    assert fresh != first
+    await sender.close()
+    assert sorted(collector.quits) == sorted([first, fresh])
+
+
+async def test_the_idle_timer_ends_expired_sessions_without_waiting_for_a_send(
+    smtp_server: SmtpServer,
+) -> None:
+    collector = Collector()
+    clock = FakeClock()
+    sender = _sender(smtp_server(collector), idle_timeout=30.0, clock=clock)
+    await sender.send(_email())
+    assert sender._reaper is not None  # armed by the kept session
+
+    sender._reap()  # what the timer runs: too early, nothing expires
+    assert len(sender._idle) == 1
+    clock.now += 30.0
+    sender._reap()
+    assert sender._idle == []
+    await asyncio.gather(*sender._quitting)
+    assert collector.quits == collector.peers
+
+
+async def test_at_most_max_idle_sessions_are_kept(smtp_server: SmtpServer) -> None:
+    collector = Collector()
+    sender = _sender(smtp_server(collector), max_idle=2)
+    await asyncio.gather(*(sender.send(_email()) for _ in range(5)))
+    assert len(set(collector.peers)) == 5  # nothing idle to share at the start
+
+    await asyncio.gather(*(sender.send(_email()) for _ in range(2)))
+    assert len(set(collector.peers)) == 5  # the two kept sessions carried these
+    await sender.close()
+    assert sorted(collector.quits) == sorted(set(collector.peers))
+
+
+async def test_a_closed_sender_opens_a_new_session_for_a_later_email(
+    smtp_server: SmtpServer,
+) -> None:
+    collector = Collector()
+    async with _sender(smtp_server(collector)) as sender:
+        await sender.send(_email())
+        await sender.close()
+        await sender.send(_email())
+    assert len(set(collector.peers)) == 2
+    assert collector.quits == collector.peers
+
+
+# ---------------------------------------------------------------------------------------------
+# Building the email
+
+
+PRINTABLE_ASCII = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
+POLICY_998 = email.policy.SMTP.clone(max_line_length=998)
+
+
+def _written_alone(name: str, value: str) -> tuple[bytes, bytes]:
+    """Header `name: value` as the header registry writes it: with the email's own policy,
+    and as aiosmtplib writes it on the wire."""
+    reference = MimeMessage(policy=POLICY_998)
+    reference[name] = value
+    return reference.as_bytes()[:-2], flatten_message(reference)[:-2]  # without the blank line
+
+
+@settings(max_examples=200, deadline=None)
+@example(subject="=?utf-8?q?Zo=C3=AB?= is an encoded word", key="a=?b?q?c?=")
+@example(subject="  leading, trailing  and  double  spaces ", key=" k ")
+@example(subject="[FIRING] " + "long " * 30, key="k" * 100)
+@given(
+    subject=st.text(PRINTABLE_ASCII, max_size=120),
+    key=st.text(PRINTABLE_ASCII, min_size=1, max_size=120),  # an empty key makes no Message-ID
+)
+def test_subject_and_key_are_written_exactly_as_the_header_registry_writes_them(
+    subject: str, key: str
+) -> None:
+    mail = build_email(_email(subject=subject, idempotency_key=key), "a@b.example", NOW)
+    for name, value in (("Subject", subject), ("X-Router-Idempotency-Key", key)):
+        own, wire = _written_alone(name, " ".join(value.split()))
+        assert own in mail.as_bytes()
+        assert wire in flatten_message(mail)
+
+
+def test_each_email_has_its_own_boundary_and_it_occurs_only_where_mime_puts_it() -> None:
+    mails = [build_email(_email(), "a@b.example", NOW) for _ in range(3)]
+    boundaries = [mail.get_boundary() for mail in mails]
+    assert len(set(boundaries)) == 3
+    for mail, boundary in zip(mails, boundaries, strict=True):
+        assert boundary is not None
+        # The Content-Type parameter, two delimiters and the closing delimiter.
+        assert mail.as_bytes().count(boundary.encode()) == 4
+
+
+def test_an_invalid_address_is_refused_every_time_with_the_same_message() -> None:
+    for _ in range(2):
+        with pytest.raises(PermanentDeliveryError, match="recipient address 'x' is not one"):
+            build_email(_email(to="x"), "a@b.example", NOW)
+        with pytest.raises(PermanentDeliveryError, match="sender address contains control"):
+            build_email(_email(), "a@b.example\n", NOW)
 
 
 def test_smtp_sender_from_settings_takes_every_smtp_setting() -> None:

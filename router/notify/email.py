@@ -1,23 +1,35 @@
-"""The email channel: one SMTP transaction per page, its failures classified, never retried.
+"""The email channel: one SMTP transaction per page, its failures classified, not retried.
 
-The outbox owns retries (STYLE.md, convention 4). This module only sends and says whether a
-failure is worth retrying: `TransientDeliveryError` (SMTP 4xx, refused or reset connections,
-timeouts, a dropped session) or `PermanentDeliveryError` (SMTP 5xx, failed authentication, a
-server that lacks STARTTLS or AUTH when they are configured, an address that cannot be sent).
-Messages name the server and the recipient, never the password.
+The outbox owns retries (STYLE.md, convention 4). This module only sends, over a small pool of
+open sessions (SmtpSender, which also has the one exception: a kept session found dead before
+the email was offered on it), and says whether a failure is worth retrying:
+`TransientDeliveryError` (SMTP 4xx, refused or reset connections, timeouts, a dropped session)
+or `PermanentDeliveryError` (SMTP 5xx, failed authentication, a server that lacks STARTTLS or
+AUTH when they are configured, an address that cannot be sent). Messages name the server and
+the recipient, never the password.
 """
 
 from __future__ import annotations
 
-__all__ = ["SmtpSender", "build_email", "message_id"]
+__all__ = ["IDLE_TIMEOUT", "MAX_IDLE_SESSIONS", "SmtpSender", "build_email", "message_id"]
 
+import asyncio
+import contextlib
 import email.message
 import email.policy
 import email.utils
+import functools
 import re
+import secrets
 import time
+import types
 import unicodedata
-from email.headerregistry import Address
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.headerregistry import AddressHeader, BaseHeader, HeaderRegistry
+from email.policy import Policy
+from typing import Any, Self, cast
 
 import aiosmtplib
 
@@ -32,14 +44,58 @@ _FALLBACK_DOMAIN = "pipeline-alert-router"
 # key to id is one-to-one and the id is always a valid `dot-atom-text`.
 _ATEXT_KEPT = re.compile(r"[A-Za-z0-9!#$%&'*+\-/?^_`{|}~]")
 _SERVER_TEXT_LIMIT = 200
-
-
 _CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})  # controls, format, line breaks
+MAX_IDLE_SESSIONS = 4
+IDLE_TIMEOUT = 30.0  # seconds; servers drop idle sessions too (RFC 5321 4.5.3.2.7: 5 minutes)
+
+# The message's own policy keeps long headers on one line (RFC 5322 allows 998 characters): a
+# folded subject reads back with a leading space in some parsers.
+_MAX_LINE_LENGTH = 998
+# aiosmtplib, though, writes the message with `email.policy.SMTP`, which folds at 78 columns. A
+# header line no longer than that comes out unchanged whichever policy writes it.
+_ONE_LINE = 78
 
 
-# Long headers stay on one line (RFC 5322 allows 998 characters): a folded subject reads back
-# with a leading space in some parsers.
-_POLICY = email.policy.SMTP.clone(max_line_length=998)
+class _Header(BaseHeader):
+    """A header that remembers how it was folded: the emails of a storm share their
+    structural headers (see _HeaderFactory), a header object is immutable, and folding is
+    most of the cost of writing an email."""
+
+    def fold(self, *, policy: Policy) -> str:
+        # The settings folding depends on, not the policy object: the generator clones the
+        # policy for every part it writes.
+        key = (policy.max_line_length, policy.linesep, getattr(policy, "utf8", False))
+        folds: dict[tuple[int | None, str, bool], str] = self.__dict__.setdefault("_folds", {})
+        if key not in folds:
+            folds[key] = super().fold(policy=policy)
+        return folds[key]
+
+
+class _HeaderFactory(HeaderRegistry):
+    """The stdlib's header registry, remembering what it made. CPython builds a new class
+    for every header and parses every value afresh; the emails of a storm repeat the same
+    few values (Content-Type, Content-Transfer-Encoding, MIME-Version), so classes and
+    parsed headers are kept (a header object is immutable)."""
+
+    def __init__(self) -> None:
+        super().__init__(base_class=_Header)
+        self._classes: dict[str, type[BaseHeader]] = {}
+        # Bounded: a per-message value (a multipart boundary) passes through and ages out.
+        self._parsed = functools.lru_cache(maxsize=64)(super().__call__)
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        if key not in self._classes:
+            self._classes[key] = super().__getitem__(name)
+        return self._classes[key]
+
+    def __call__(self, name: str, value: Any) -> BaseHeader:
+        if isinstance(value, str):  # Address and Group values are not hashable
+            return self._parsed(name, value)
+        return super().__call__(name, value)
+
+
+_POLICY = email.policy.SMTP.clone(max_line_length=_MAX_LINE_LENGTH, header_factory=_HeaderFactory())
 
 
 def _has_control(text: str) -> bool:
@@ -65,39 +121,64 @@ def message_id(idempotency_key: str, domain: str = _FALLBACK_DOMAIN) -> str:
     return f"<{local}@{domain}>"
 
 
-def _address(value: str, role: str) -> Address:
-    """One mailbox parsed from a header value, or PermanentDeliveryError: an address that
-    contains a line break or does not parse will not parse on the next attempt either."""
+@functools.lru_cache(maxsize=256)
+def _mailbox(value: str, role: str) -> AddressHeader:
+    """The From (sender) or To (recipient) header for one mailbox parsed from `value`, or
+    PermanentDeliveryError: an address that contains a line break or does not parse will not
+    parse on the next attempt either. Memoised, as addresses come from the configuration;
+    an error is not (lru_cache keeps results only), so it is raised again every time."""
     if _has_control(value):
         raise PermanentDeliveryError(f"email {role} address contains control characters")
-    header = email.message.EmailMessage(policy=email.policy.default)
     try:
-        header["To"] = value
-        addresses: tuple[Address, ...] = header["To"].addresses
+        addresses = cast(AddressHeader, _POLICY.header_factory("To", value)).addresses
     except (ValueError, IndexError) as err:
         raise PermanentDeliveryError(f"email {role} address {value!r} is not valid") from err
     if len(addresses) != 1 or not addresses[0].username or not addresses[0].domain:
         raise PermanentDeliveryError(f"email {role} address {value!r} is not one mailbox")
-    return addresses[0]
+    name = "From" if role == "sender" else "To"
+    return cast(AddressHeader, _POLICY.header_factory(name, addresses[0]))
+
+
+def _add_text(mail: email.message.EmailMessage, name: str, value: str) -> None:
+    """Append the unstructured header `name: value`. Printable ASCII that fits on one line and
+    cannot be read as an encoded word is exactly what the header registry would write, so it
+    is stored as it is, unparsed; anything else goes through the registry, which encodes and
+    folds it."""
+    plain = value.isascii() and value.isprintable() and "=?" not in value
+    if plain and value and len(name) + 2 + len(value) <= _ONE_LINE:
+        mail.set_raw(name, value)
+    else:
+        mail[name] = value
+
+
+def _boundary() -> str:
+    """A multipart boundary for one email, in the stdlib's style. Set here rather than by the
+    generator, which draws one and compiles a regular expression to check that no body line
+    contains it every time the email is written (a third or more of the cost of writing it); 128
+    random bits drawn after the bodies were written cannot occur in them."""
+    return f"{'=' * 15}{secrets.token_hex(16)}=="
 
 
 def build_email(message: EmailMessage, sender: str, now: float) -> email.message.EmailMessage:
     """The MIME message for `message` from `sender`, dated `now` (unix seconds): text and HTML
     alternatives, a Message-ID derived from the idempotency key, and headers that keep
     auto-responders quiet. The subject is forced onto one line whatever it contains."""
-    from_address = _address(sender, "sender")
-    to_address = _address(message.to, "recipient")
+    from_header = _mailbox(sender, "sender")
+    to_header = _mailbox(message.to, "recipient")
     mail = email.message.EmailMessage(policy=_POLICY)
-    mail["From"] = from_address
-    mail["To"] = to_address
-    mail["Subject"] = _one_line(message.subject)
-    mail["Date"] = email.utils.formatdate(now, usegmt=True)
-    mail["Message-ID"] = message_id(message.idempotency_key, from_address.domain)
-    mail["X-Router-Idempotency-Key"] = _one_line(message.idempotency_key)
-    mail["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to a page
-    mail["X-Auto-Response-Suppress"] = "All"  # the same for Exchange/Outlook
+    mail["From"] = from_header  # a header object is stored as it is, not parsed again
+    mail["To"] = to_header
+    _add_text(mail, "Subject", _one_line(message.subject))
+    # The registry would parse the date and write it back with format_datetime: the same text.
+    mail.set_raw("Date", email.utils.format_datetime(datetime.fromtimestamp(now, UTC)))
+    domain = from_header.addresses[0].domain
+    mail["Message-ID"] = message_id(message.idempotency_key, domain)
+    _add_text(mail, "X-Router-Idempotency-Key", _one_line(message.idempotency_key))
+    mail.set_raw("Auto-Submitted", "auto-generated")  # RFC 3834: no vacation replies to a page
+    mail.set_raw("X-Auto-Response-Suppress", "All")  # the same for Exchange/Outlook
     mail.set_content(message.text)
     mail.add_alternative(message.html, subtype="html")
+    mail.set_boundary(_boundary())
     return mail
 
 
@@ -148,9 +229,35 @@ def _classify(err: Exception, where: str) -> DeliveryError:  # noqa: PLR0911 - o
     return PermanentDeliveryError(f"{where}: {_server_text(str(err))}")
 
 
+async def _quit(smtp: aiosmtplib.SMTP) -> None:
+    """End a session politely (RFC 5321 asks for a QUIT); one already gone is just closed."""
+    with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+        await smtp.quit()
+    smtp.close()
+
+
+@dataclass(slots=True)
+class _Idle:
+    smtp: aiosmtplib.SMTP
+    since: float  # on the sender's clock
+
+
 class SmtpSender:
-    """Sends one email per call over a fresh SMTP session (pages are rare; a pooled session
-    would only add a stale-connection failure mode)."""
+    """Sends one email per call, over a small pool of open SMTP sessions.
+
+    Pages are rare, except in a storm: then hundreds of emails go to one relay within minutes,
+    and a fresh session for each (connect, EHLO, STARTTLS, EHLO, AUTH, ..., QUIT) costs
+    several round trips and a TLS handshake, more than the page itself, while relays limit
+    connections per client. So a session is kept after a successful send: at most `max_idle`
+    of them, each closed after `idle_timeout` seconds unused, all of them by `close()` at
+    shutdown. After any failure a session is discarded, never reused.
+
+    The price is a session that died while idle (the server's idle timeout, a restart, a
+    firewall forgetting the connection). A reused session is reset (RSET) first; if that fails,
+    nothing was offered on it and the email goes over one fresh session instead. That is the
+    only case in which this channel tries twice; every failure on the session that carries
+    the email is classified and raised.
+    """
 
     def __init__(
         self,
@@ -162,6 +269,9 @@ class SmtpSender:
         starttls: bool,
         sender: str,
         timeout: float = DEFAULT_TIMEOUT,
+        max_idle: int = MAX_IDLE_SESSIONS,
+        idle_timeout: float = IDLE_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host = host
         self.port = port
@@ -170,6 +280,12 @@ class SmtpSender:
         self.starttls = starttls
         self.sender = sender
         self.timeout = timeout
+        self.max_idle = max_idle
+        self.idle_timeout = idle_timeout
+        self._clock = clock
+        self._idle: list[_Idle] = []  # the most recently used last
+        self._reaper: asyncio.TimerHandle | None = None
+        self._quitting: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> SmtpSender:
@@ -189,6 +305,28 @@ class SmtpSender:
         # No password, even in a debugger or a log of the object.
         return f"SmtpSender(host={self.host!r}, port={self.port}, username={self.username!r})"
 
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """End every idle session (QUIT), for shutdown. Idempotent; a later send opens a new
+        session, and one in use when this runs is kept when its send finishes."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
+        idle, self._idle = self._idle, []
+        for entry in idle:
+            self._retire(entry.smtp)
+        await asyncio.gather(*self._quitting)
+
     async def send(self, message: EmailMessage) -> None:
         """Deliver `message` once, or raise TransientDeliveryError / PermanentDeliveryError.
 
@@ -198,18 +336,85 @@ class SmtpSender:
         """
         where = f"email to {message.to} via {self.host}:{self.port}"
         mail = build_email(message, self.sender, time.time())
-        recipient = mail["To"].addresses[0].addr_spec
+        sender = _mailbox(self.sender, "sender").addresses[0].addr_spec
+        recipient = _mailbox(message.to, "recipient").addresses[0].addr_spec
         try:
-            await aiosmtplib.send(
-                mail,
-                sender=mail["From"].addresses[0].addr_spec,
-                recipients=[recipient],
-                hostname=self.host,
-                port=self.port,
-                username=self.username,
-                password=self._password if self.username else None,
-                start_tls=self.starttls,
-                timeout=self.timeout,
-            )
+            smtp = await self._session()
         except (aiosmtplib.SMTPException, OSError, ValueError) as err:
             raise _classify(err, where) from err
+        try:
+            await smtp.send_message(mail, sender=sender, recipients=[recipient])
+        except (aiosmtplib.SMTPException, OSError, ValueError) as err:
+            self._discard(smtp, err)
+            raise _classify(err, where) from err
+        except BaseException as err:  # cancelled mid-transaction
+            self._discard(smtp, err)
+            raise
+        self._park(smtp)
+
+    async def _session(self) -> aiosmtplib.SMTP:
+        """The most recently used idle session if it still answers RSET, else a new one."""
+        self._expire()
+        if not self._idle:
+            return await self._connect()
+        smtp = self._idle.pop().smtp
+        try:
+            await smtp.rset()
+        except Exception as err:
+            # Dropped by the server (or a firewall) while idle, most likely. Nothing was
+            # offered on it, so the email goes over a fresh session: the one retry here.
+            self._discard(smtp, err)
+            return await self._connect()
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        smtp = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            username=self.username,
+            password=self._password if self.username else None,
+            start_tls=self.starttls,
+            timeout=self.timeout,
+        )
+        await smtp.connect()  # closes the connection itself if a step fails
+        return smtp
+
+    def _park(self, smtp: aiosmtplib.SMTP) -> None:
+        """Keep a session that has just sent an email, if the pool has room."""
+        if len(self._idle) >= self.max_idle:
+            self._retire(smtp)
+            return
+        self._idle.append(_Idle(smtp, self._clock()))
+        if self._reaper is None:
+            loop = asyncio.get_running_loop()
+            self._reaper = loop.call_later(self.idle_timeout, self._reap)
+
+    def _reap(self) -> None:
+        """The idle timer: end what has expired, and look again when the oldest expires."""
+        self._reaper = None
+        self._expire()
+        if self._idle:
+            due = self._idle[0].since + self.idle_timeout - self._clock()
+            self._reaper = asyncio.get_running_loop().call_later(max(due, 0.0), self._reap)
+
+    def _expire(self) -> None:
+        now = self._clock()
+        while self._idle and now - self._idle[0].since >= self.idle_timeout:
+            self._retire(self._idle.pop(0).smtp)
+
+    def _discard(self, smtp: aiosmtplib.SMTP, err: BaseException) -> None:
+        """Drop a session after a failure, as `async with aiosmtplib.SMTP()` would: QUIT it,
+        unless the connection itself failed or timed out, or the send was cancelled."""
+        if isinstance(err, Exception) and not isinstance(err, ConnectionError | TimeoutError):
+            self._retire(smtp)
+        else:
+            smtp.close()
+
+    def _retire(self, smtp: aiosmtplib.SMTP) -> None:
+        """QUIT a session in the background: the page in hand need not wait for it."""
+        task = asyncio.create_task(_quit(smtp))
+        self._quitting.add(task)
+        task.add_done_callback(self._quitting.discard)

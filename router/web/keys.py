@@ -11,6 +11,7 @@ __all__ = [
     "METRICS",
     "OUTBOX",
     "SETTINGS",
+    "SMTP",
     "STARTED",
     "STORE",
     "WEBHOOKS",
@@ -25,6 +26,7 @@ from aiohttp import web
 
 from router.acklinks import AckSigner
 from router.metrics import Metrics
+from router.notify.email import SmtpSender
 from router.notify.webhook import WebhookSender
 from router.outbox import Outbox
 from router.reload import LoadedConfig
@@ -46,6 +48,7 @@ LIMITER = web.AppKey("limiter", RateLimiter)
 ACK_SIGNER = web.AppKey("ack_signer", AckSigner)
 OUTBOX = web.AppKey("outbox", Outbox)
 WEBHOOKS = web.AppKey("webhooks", WebhookSender)
+SMTP = web.AppKey("smtp", SmtpSender)
 ESCALATOR = web.AppKey("escalator", Escalator)
 # Only when delivery runs in worker processes (`ROUTER_DELIVERY_WORKERS` > 0 under serve).
 WORKERS = web.AppKey("workers", DeliveryWorkers)
