@@ -11,10 +11,18 @@ from typing import Any, cast
 
 from router.model import Incident, IncidentStatus, Severity
 
+_last_text: tuple[datetime | None, str] = (None, "")
+
 
 def to_text(instant: datetime) -> str:
     """UTC, fixed width, so text order is time order."""
-    return instant.astimezone(UTC).isoformat(timespec="microseconds")
+    global _last_text  # noqa: PLW0603 - a one-entry memo, swapped whole
+    last, text = _last_text
+    if instant is not last:
+        # One job writes the same instant into half a dozen columns: format it once.
+        text = instant.astimezone(UTC).isoformat(timespec="microseconds")
+        _last_text = (instant, text)
+    return text
 
 
 def from_text(text: str) -> datetime:
