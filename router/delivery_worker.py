@@ -79,7 +79,7 @@ def serve(settings: Settings, slot: int, wake: int, reports: int) -> None:
 
 async def _deliver(settings: Settings, config: LoadedConfig, wake: int, reports: int) -> None:
     loop = asyncio.get_running_loop()
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, fsync_commits=False)
     await store.open()
     signer = AckSigner()
     signer.set_key(await store.meta_secret("ack_link_key"))

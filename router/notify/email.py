@@ -45,7 +45,7 @@ _FALLBACK_DOMAIN = "pipeline-alert-router"
 _ATEXT_KEPT = re.compile(r"[A-Za-z0-9!#$%&'*+\-/?^_`{|}~]")
 _SERVER_TEXT_LIMIT = 200
 _CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})  # controls, format, line breaks
-MAX_IDLE_SESSIONS = 4
+MAX_IDLE_SESSIONS = 16  # as many as ROUTER_DELIVERY_PER_DESTINATION lets run at once
 IDLE_TIMEOUT = 30.0  # seconds; servers drop idle sessions too (RFC 5321 4.5.3.2.7: 5 minutes)
 
 # The message's own policy keeps long headers on one line (RFC 5322 allows 998 characters): a

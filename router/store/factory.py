@@ -29,11 +29,18 @@ def postgres_url(url: str) -> str | None:
     return None
 
 
-def open_store(url: str) -> Store:
-    """An unopened store for the URL, or ConfigError naming what is wrong with it."""
+def open_store(url: str, *, fsync_commits: bool = True) -> Store:
+    """An unopened store for the URL, or ConfigError naming what is wrong with it.
+
+    `fsync_commits=False` is for a delivery worker on SQLite: its commits (claims, delivery
+    outcomes) reach the disk with the serving process's next commit, whose fsync of the
+    write-ahead log covers every frame before it, instead of each paying an fsync under the
+    writer lock. A power cut can lose the last of them, and then a page is sent again with
+    its idempotency key: what at-least-once delivery allows. Alerts and pages are always
+    stored by the serving process, with an fsync before the 202."""
     path = sqlite_path(url)
     if path is not None:
-        return SqliteStore(path)
+        return SqliteStore(path, fsync_commits=fsync_commits)
     pg = postgres_url(url)
     if pg is not None:
         # Imported here: psycopg costs every SQLite install (and each worker) ~10 MiB.

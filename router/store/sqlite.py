@@ -31,9 +31,11 @@ class SqliteStore(ThreadedStore):
     engine = "sqlite"
     _unavailable = (sqlite3.Error, OSError)
 
-    def __init__(self, path: Path, *, max_batch: int = 512) -> None:
+    def __init__(self, path: Path, *, max_batch: int = 512, fsync_commits: bool = True) -> None:
         super().__init__(max_batch=max_batch)
         self.path = path
+        # Off only for a delivery worker's bookkeeping (claims, outcomes), see open_store.
+        self.fsync_commits = fsync_commits
         self._writer_lock: BinaryIO | None = None
         self._reader: sqlite3.Connection | None = None
 
@@ -68,13 +70,16 @@ class SqliteStore(ThreadedStore):
 
     async def _execute(self, jobs: list[Job]) -> list[Any]:
         """The jobs run here, on the event loop, between a BEGIN and a COMMIT that run in the
-        store's thread (taking the writer lock may wait; the COMMIT waits for fsync).
+        store's thread when they have to wait (for the writer lock, for fsync) and here when
+        they need not.
 
         Run in a thread, each SQL statement would give up the GIL and then wait for it
         behind the event loop: a batch's dozens of statements took milliseconds each under
         load. Here they cost what they cost: microseconds. A job that raises rolls the
         batch back, and the batch runs again in the thread, each job in a savepoint."""
-        conn = self._begin_now() or await self._in_thread(self._begin)
+        conn = self._begin_now()
+        if conn is None:
+            conn = await self._in_thread(self._begin)
         try:
             results = [job(conn) for job in jobs]
         except Exception:
@@ -83,7 +88,10 @@ class SqliteStore(ThreadedStore):
         except BaseException:
             await self._in_thread(self._rollback, conn)
             raise
-        await self._in_thread(self._commit_and_unlock, conn)
+        if self.fsync_commits:
+            await self._in_thread(self._commit_and_unlock, conn)  # waits for fsync
+        else:
+            self._commit_and_unlock(conn)  # no fsync: as quick as the statements
         return results
 
     def _lock(self) -> None:
@@ -165,7 +173,7 @@ class SqliteStore(ThreadedStore):
         conn.row_factory = sqlite3.Row
         for pragma in (
             "journal_mode=WAL",
-            "synchronous=FULL",
+            "synchronous=FULL" if self.fsync_commits else "synchronous=NORMAL",
             "foreign_keys=ON",
             "busy_timeout=5000",
         ):
