@@ -228,3 +228,32 @@ async def test_runtime_generation_changes_with_every_add_and_withdrawal(
     seen.append(await generation())
     assert len(set(seen[:4])) == 4
     assert seen[4] == seen[3]
+
+
+async def test_sqlite_checkpoints_off_the_commit_path(tmp_path: Path) -> None:
+    """Commits never copy the log back themselves; the checkpointer does, all of it."""
+    path = tmp_path / "router.db"
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert store.checkpointer is not None
+        assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        empty = path.stat().st_size  # the database file before anything is copied into it
+        for n in range(40):
+            await store.ingest([_routed(f"checkpoint-{n}")], NOW)
+        assert path.stat().st_size == empty  # the commits left their pages in the log
+        await store.checkpointer.checkpoint()
+        assert path.stat().st_size > empty
+    finally:
+        await store.close()
+
+
+async def test_a_delivery_workers_store_neither_fsyncs_nor_checkpoints(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "router.db", fsync_commits=False)
+    await store.open()
+    try:
+        assert store.checkpointer is None
+        assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    finally:
+        await store.close()

@@ -18,6 +18,7 @@ from typing import Any, BinaryIO, TypeVar
 import structlog
 
 from router.store.base import StoreUnavailableError
+from router.store.checkpoint import Checkpointer
 from router.store.migrations import MIGRATIONS
 from router.store.threaded import Job, ThreadedStore, run_guarded
 
@@ -38,6 +39,8 @@ class SqliteStore(ThreadedStore):
         self.fsync_commits = fsync_commits
         self._writer_lock: BinaryIO | None = None
         self._reader: sqlite3.Connection | None = None
+        # The serving process checkpoints; a delivery worker leaves it to the serving process.
+        self.checkpointer = Checkpointer(path) if fsync_commits else None
 
     def _describe(self) -> str:
         return f"SQLite {self.path}"
@@ -46,10 +49,14 @@ class SqliteStore(ThreadedStore):
         """Connect the writer (migrations) and the reader, start the writer task."""
         await super().open()
         self._reader = await self._in_thread(self._connect_reader)
+        if self.checkpointer is not None:
+            self.checkpointer.start()
 
     async def close(self) -> None:
         """Let queued writes commit, close both connections and the writer lock's file."""
         await super().close()
+        if self.checkpointer is not None:
+            await self.checkpointer.stop()
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -176,6 +183,7 @@ class SqliteStore(ThreadedStore):
             "synchronous=FULL" if self.fsync_commits else "synchronous=NORMAL",
             "foreign_keys=ON",
             "busy_timeout=5000",
+            "wal_autocheckpoint=0",  # router.store.checkpoint does it, off the commit path
         ):
             conn.execute(f"PRAGMA {pragma}")
         _migrate(conn)
