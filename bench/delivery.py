@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from procstat import cpu_seconds, memory_kib  # bench/procstat.py, beside this script
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -186,36 +187,6 @@ def terminate(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIG
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def process_tree(pid: int) -> list[int]:
-    """`pid` and its descendants alive now (the router's delivery workers), Linux /proc."""
-    found, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        found.append(current)
-        try:
-            pending += [
-                int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split()
-            ]
-        except OSError:
-            continue
-    return found
-
-
-def _own_cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time so far of a process, all its threads and its live descendants
-    (a router's delivery worker processes count as the router), Linux /proc."""
-    return sum(_own_cpu_seconds(p) for p in process_tree(pid))
-
-
 def children_cpu_seconds() -> float:
     """CPU time of this process's waited-for children (the load generators)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -261,23 +232,6 @@ class CpuMeter:
             "steal_s": used["steal"],
             "wall_s": used["wall"],
         }
-
-
-def memory_kib(pid: int) -> dict[str, int]:
-    """`VmHWM` (peak resident set) and `VmRSS` in KiB, summed over the process and its live
-    descendants (the router's delivery workers): the sum of their peaks, an upper bound of
-    their peak together (Linux /proc)."""
-    found: dict[str, int] = {"VmHWM": 0, "VmRSS": 0}
-    for member in process_tree(pid):
-        try:
-            lines = Path(f"/proc/{member}/status").read_text().splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            name, _, value = line.partition(":")
-            if name in found:
-                found[name] += int(value.split()[0])
-    return found
 
 
 @contextmanager

@@ -48,6 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from procstat import cpu_seconds  # bench/procstat.py, beside this script
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 TOKEN = secrets.token_urlsafe(16)  # a fresh bearer token per run
@@ -114,36 +116,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def process_tree(pid: int) -> list[int]:
-    """`pid` and its descendants alive now (the router's delivery workers), Linux /proc."""
-    found, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        found.append(current)
-        try:
-            pending += [
-                int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split()
-            ]
-        except OSError:
-            continue
-    return found
-
-
-def _own_cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time so far of a process, all its threads and its live descendants
-    (a router's delivery worker processes count as the router), Linux /proc."""
-    return sum(_own_cpu_seconds(p) for p in process_tree(pid))
 
 
 def children_cpu_seconds() -> float:

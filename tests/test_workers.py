@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,20 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[tuple[RouterProcess, Receiver]]:
+    """A started `router serve` (one worker) paging every member at a receiver."""
+    receiver = Receiver()
+    config = _webhook_only_config(tmp_path, await receiver.start())
+    router = RouterProcess(tmp_path, config=config, env=ENV)
+    try:
+        await _start(router)
+        yield router, receiver
+    finally:
+        router.stop()
+        await receiver.close()
+
+
 async def _start(router: RouterProcess) -> list[int]:
     await asyncio.to_thread(router.start)
     await _poll(lambda: bool(router.worker_pids()), within=15, what="the delivery worker")
@@ -48,68 +63,53 @@ async def _get(router: RouterProcess, path: str) -> str:
 
 
 @pytest.mark.timeout(60)
-async def test_a_killed_worker_is_replaced_and_pages_still_go_out(tmp_path: Path) -> None:
-    receiver = Receiver()
-    config = _webhook_only_config(tmp_path, await receiver.start())
-    router = RouterProcess(tmp_path, config=config, env=ENV)
-    try:
-        [first] = await _start(router)
-        os.kill(first, signal.SIGKILL)
-        await _poll(
-            lambda: router.worker_pids() not in ([], [first]), within=15, what="a new worker"
-        )
-        incident_ids = await _post_alerts(router, ["after-restart-1", "after-restart-2"])
-        await _all_sent(router, incident_ids, within=15)
-        assert {page.incident for page in receiver.pages} == set(incident_ids)
-        assert "delivery_worker.exited" in router.events()
-    finally:
-        router.stop()
-        await receiver.close()
+async def test_a_killed_worker_is_replaced_and_pages_still_go_out(
+    served: tuple[RouterProcess, Receiver],
+) -> None:
+    router, receiver = served
+    [first] = router.worker_pids()
+    os.kill(first, signal.SIGKILL)
+    await _poll(lambda: router.worker_pids() not in ([], [first]), within=15, what="a new worker")
+    incident_ids = await _post_alerts(router, ["after-restart-1", "after-restart-2"])
+    await _all_sent(router, incident_ids, within=15)
+    assert {page.incident for page in receiver.pages} == set(incident_ids)
+    assert "delivery_worker.exited" in router.events()
 
 
 @pytest.mark.timeout(60)
-async def test_the_worker_leaves_when_the_serving_process_dies(tmp_path: Path) -> None:
-    receiver = Receiver()
-    config = _webhook_only_config(tmp_path, await receiver.start())
-    router = RouterProcess(tmp_path, config=config, env=ENV)
-    try:
-        workers = await _start(router)
-        router.kill9_server_only()
-        await _poll(
-            lambda: not any(_alive(pid) for pid in workers),
-            within=WORKER_GONE_WITHIN,
-            what="the orphaned worker to exit",
-        )
-        assert "delivery_worker.parent_gone" in router.events()
-    finally:
-        router.stop()
-        await receiver.close()
+async def test_the_worker_leaves_when_the_serving_process_dies(
+    served: tuple[RouterProcess, Receiver],
+) -> None:
+    router, _ = served
+    workers = router.worker_pids()
+    router.kill9_server_only()
+    await _poll(
+        lambda: not any(_alive(pid) for pid in workers),
+        within=WORKER_GONE_WITHIN,
+        what="the orphaned worker to exit",
+    )
+    assert "delivery_worker.parent_gone" in router.events()
 
 
 @pytest.mark.timeout(60)
-async def test_status_and_metrics_count_what_the_worker_delivered(tmp_path: Path) -> None:
-    receiver = Receiver()
-    config = _webhook_only_config(tmp_path, await receiver.start())
-    router = RouterProcess(tmp_path, config=config, env=ENV)
-    try:
-        await _start(router)
-        incident_ids = await _post_alerts(router, ["counted-1"])
-        await _all_sent(router, incident_ids, within=15)
+async def test_status_and_metrics_count_what_the_worker_delivered(
+    served: tuple[RouterProcess, Receiver],
+) -> None:
+    router, _ = served
+    incident_ids = await _post_alerts(router, ["counted-1"])
+    await _all_sent(router, incident_ids, within=15)
 
-        def reported() -> bool:
-            return "webhook" in _status_now(router)["outbox"]["last_delivery"]
+    def reported() -> bool:
+        return "webhook" in _status_now(router)["outbox"]["last_delivery"]
 
-        await _poll(reported, within=10, what="the worker's report to reach /status")
-        outbox = _status_now(router)["outbox"]
-        assert outbox["delivery_workers"] == {"configured": 1, "running": 1}
-        assert outbox["last_delivery"]["webhook"]["result"] == "sent"
-        assert outbox["last_delivery"]["webhook"]["incident"] == incident_ids[0]
-        metrics = await _get(router, "/metrics")
-        assert 'router_notifications_total{channel="webhook",result="sent"} 1.0' in metrics
-        assert "router_delivery_workers_running 1.0" in metrics
-    finally:
-        router.stop()
-        await receiver.close()
+    await _poll(reported, within=10, what="the worker's report to reach /status")
+    outbox = _status_now(router)["outbox"]
+    assert outbox["delivery_workers"] == {"configured": 1, "running": 1}
+    assert outbox["last_delivery"]["webhook"]["result"] == "sent"
+    assert outbox["last_delivery"]["webhook"]["incident"] == incident_ids[0]
+    metrics = await _get(router, "/metrics")
+    assert 'router_notifications_total{channel="webhook",result="sent"} 1.0' in metrics
+    assert "router_delivery_workers_running 1.0" in metrics
 
 
 def _status_now(router: RouterProcess) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import structlog
 from router.store.base import StoreUnavailableError
 from router.store.checkpoint import Checkpointer
 from router.store.migrations import MIGRATIONS
-from router.store.threaded import Job, ThreadedStore, run_guarded
+from router.store.threaded import Job, ThreadedStore, commit, rollback, run_guarded
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -145,18 +145,13 @@ class SqliteStore(ThreadedStore):
 
     def _rollback(self, conn: sqlite3.Connection) -> None:
         try:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            rollback(conn)
         finally:
             self._unlock()
 
     def _commit_and_unlock(self, conn: sqlite3.Connection) -> None:
         try:
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            commit(conn)
         finally:
             self._unlock()
 

@@ -10,7 +10,7 @@ that were using it with StoreUnavailableError (→ 503) and is opened again on t
 
 from __future__ import annotations
 
-__all__ = ["Job", "ThreadedStore", "run_batch", "run_guarded"]
+__all__ = ["Job", "ThreadedStore", "commit", "rollback", "run_batch", "run_guarded"]
 
 import asyncio
 from collections.abc import Callable, Sequence
@@ -347,20 +347,28 @@ def _run_plain(conn: Any, jobs: list[Job]) -> list[Any] | None:
     try:
         results = [job(conn) for job in jobs]
     except Exception:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        rollback(conn)
         return None
     except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        rollback(conn)
         raise
+    commit(conn)
+    return results
+
+
+def commit(conn: Any) -> None:
+    """COMMIT; if that fails, ROLLBACK what is left of the transaction and raise."""
     try:
         conn.execute("COMMIT")
     except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        rollback(conn)
         raise
-    return results
+
+
+def rollback(conn: Any) -> None:
+    """ROLLBACK if a transaction is open (a failed statement may have ended it already)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def run_guarded(conn: Any, jobs: list[Job]) -> list[Any]:
@@ -390,8 +398,7 @@ def run_guarded(conn: Any, jobs: list[Job]) -> list[Any]:
                 conn.execute("RELEASE job")
             conn.execute("COMMIT")
         except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            rollback(conn)
             raise
         if not again:
             break
