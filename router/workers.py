@@ -179,6 +179,8 @@ class DeliveryWorkers:
         await asyncio.wait([ended, stopping], return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         if not ended.done():
+            # Again, for a worker started while `stop()` was signalling the others.
+            process.send_signal(signal.SIGTERM)
             grace = self.settings.drain_timeout_seconds + _KILL_MARGIN
             try:
                 await asyncio.wait_for(asyncio.shield(ended), grace)
