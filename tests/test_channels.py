@@ -389,7 +389,15 @@ async def test_smtp_server_that_hangs_up_after_the_greeting_is_transient(
         await _plain_sender(port).send(_email())
 
 
-@pytest.mark.parametrize("to", ["not an address", "alice@example.com\r\nRCPT TO:<x@y>", ""])
+@pytest.mark.parametrize(
+    "to",
+    [
+        "not an address",
+        "alice@example.com\r\nRCPT TO:<x@y>",
+        "",
+        "(c).@x-ya",  # the stdlib's parser raises TypeError on this one
+    ],
+)
 async def test_an_unusable_recipient_address_is_permanent(smtp_server: SmtpServer, to: str) -> None:
     collector = Collector()
     with pytest.raises(PermanentDeliveryError):
