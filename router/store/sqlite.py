@@ -1,16 +1,18 @@
 """The embedded store: SQLite in WAL mode with group commit (router.store.threaded); the
 jobs run on the event loop and only the commits in the store's thread; reads use a second
-connection. `synchronous=FULL`: a write is on disk before its caller hears "done", so a 202
-survives `kill -9` and power loss alike.
+connection in a thread of their own. `synchronous=FULL`: a write is on disk before its
+caller hears "done", so a 202 survives `kill -9` and power loss alike.
 """
 
 from __future__ import annotations
 
 __all__ = ["SqliteStore"]
 
+import asyncio
 import fcntl
 import sqlite3
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -38,7 +40,8 @@ class SqliteStore(ThreadedStore):
         # Off only for a delivery worker's bookkeeping (claims, outcomes), see open_store.
         self.fsync_commits = fsync_commits
         self._writer_lock: BinaryIO | None = None
-        self._reader: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None  # used in the read thread only
+        self._read_executor: ThreadPoolExecutor | None = None
         # The serving process checkpoints; a delivery worker leaves it to the serving process.
         self.checkpointer = Checkpointer(path) if fsync_commits else None
 
@@ -48,7 +51,7 @@ class SqliteStore(ThreadedStore):
     async def open(self) -> None:
         """Connect the writer (migrations) and the reader, start the writer task."""
         await super().open()
-        self._reader = await self._in_thread(self._connect_reader)
+        self._read_executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite-read")
         if self.checkpointer is not None:
             self.checkpointer.start()
 
@@ -57,23 +60,37 @@ class SqliteStore(ThreadedStore):
         await super().close()
         if self.checkpointer is not None:
             await self.checkpointer.stop()
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        if self._read_executor is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._read_executor, self._close_reader)
+            self._read_executor.shutdown(wait=True)
+            self._read_executor = None
         if self._writer_lock is not None:
             self._writer_lock.close()
             self._writer_lock = None
 
     async def _read(self, job: Callable[[Any], T]) -> T:
-        """On the reader connection, on the event loop: a read takes microseconds, and WAL
-        shows it the last committed state without waiting for the writer."""
+        """On the reader connection, in a thread of its own: WAL shows a read the last
+        committed state without waiting for the writer, and a long one (counting a large
+        table for /metrics) neither holds up the event loop nor queues behind writes."""
         self._connection()
-        if self._reader is None:
-            self._reader = self._connect_reader()
+        if self._read_executor is None:
+            raise StoreUnavailableError(f"the {self.engine} store is not open")
+        loop = asyncio.get_running_loop()
         try:
-            return job(self._reader)
+            return await loop.run_in_executor(self._read_executor, self._on_reader, job)
         except self._unavailable as err:
             raise StoreUnavailableError(f"{self._describe()}: {err}") from err
+
+    def _on_reader(self, job: Callable[[Any], T]) -> T:
+        if self._reader is None:
+            self._reader = self._connect_reader()
+        return job(self._reader)
+
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
     async def _execute(self, jobs: list[Job]) -> list[Any]:
         """The jobs run here, on the event loop, between a BEGIN and a COMMIT that run in the
