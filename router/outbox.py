@@ -14,7 +14,7 @@ __all__ = ["CircuitBreaker", "DeliveryReport", "Outbox", "RetryPolicy", "Senders
 import asyncio
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -117,28 +117,12 @@ class DeliveryReport:
 
     def to_json(self) -> dict[str, object]:
         """A plain dict for the pipe between processes."""
-        return {
-            "channel": self.channel,
-            "result": self.result,
-            "at": self.at,
-            "recipient": self.recipient,
-            "incident": self.incident,
-            "error": self.error,
-            "latency_seconds": self.latency_seconds,
-        }
+        return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DeliveryReport:
-        """The report `to_json` wrote."""
-        return cls(
-            str(data["channel"]),
-            str(data["result"]),
-            str(data["at"]),
-            str(data["recipient"]),
-            int(data["incident"]),
-            None if data["error"] is None else str(data["error"]),
-            None if data["latency_seconds"] is None else float(data["latency_seconds"]),
-        )
+        """The report `to_json` wrote (TypeError for a dict of another shape)."""
+        return cls(**data)
 
 
 class Outbox:

@@ -106,12 +106,10 @@ class DeliveryWorkers:
     def _send_wake(self) -> None:
         self._wake_pending = False
         for running in self._running.values():
-            try:
+            # BlockingIOError: the pipe is full of wake-ups the worker has not read yet;
+            # any other OSError: the worker is gone, and its supervisor starts another.
+            with contextlib.suppress(OSError):
                 os.write(running.wake, b"!")
-            except BlockingIOError:
-                pass  # the pipe is full of wake-ups the worker has not read yet
-            except OSError:
-                pass  # the worker is gone; its supervisor starts another
 
     def signal(self, signum: int) -> None:
         """Pass a signal on to every worker (SIGHUP: reload the team model)."""
@@ -131,10 +129,17 @@ class DeliveryWorkers:
         backoff = _FIRST_BACKOFF
         while not self._stopping.is_set():
             started = loop.time()
-            running = await self._spawn(slot)
-            self._running[slot] = running
-            code = await self._exit_code(running.process)
-            self._detach(slot)
+            try:
+                running = await self._spawn(slot)
+            except OSError as err:
+                # No process (fork refused, out of memory): try again, never give up on
+                # delivery for good.
+                log.error("delivery_worker.spawn_failed", worker=slot, error=str(err))
+                code = None
+            else:
+                self._running[slot] = running
+                code = await self._exit_code(running.process)
+                self._detach(slot)
             if self._stopping.is_set():
                 return
             if loop.time() - started >= _HEALTHY_AFTER:
@@ -156,14 +161,20 @@ class DeliveryWorkers:
                 stdin=asyncio.subprocess.PIPE,
                 pass_fds=(wake_theirs, reports_theirs),
             )
+        except BaseException:
+            os.close(wake_ours)
+            os.close(reports_ours)
+            raise
         finally:
             # Our copies of the child's ends must go, or no side would ever see end of file.
             os.close(wake_theirs)
             os.close(reports_theirs)
         assert process.stdin is not None
-        # The settings travel by pipe, not environment or argv: they hold secrets.
-        process.stdin.write(pickle.dumps((self.settings, slot, wake_theirs, reports_theirs)))
-        await process.stdin.drain()
+        # The settings travel by pipe, not environment or argv: they hold secrets. A child
+        # that died at once fails this write; it is then waited for like any other exit.
+        with contextlib.suppress(ConnectionError):
+            process.stdin.write(pickle.dumps((self.settings, slot, wake_theirs, reports_theirs)))
+            await process.stdin.drain()
         process.stdin.close()
         os.set_blocking(wake_ours, False)
         transport, _ = await loop.connect_read_pipe(

@@ -10,12 +10,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import structlog
+
+from router.settings import Settings
+from router.workers import DeliveryWorkers
 
 from services import RouterProcess
 from test_delivery_crash import ENV, Receiver, _all_sent, _poll, _post_alerts, _webhook_only_config
@@ -145,3 +150,25 @@ async def test_sighup_reloads_the_worker_too(tmp_path: Path) -> None:
         router.stop()
         await before.close()
         await after.close()
+
+
+async def test_a_worker_that_cannot_be_started_is_tried_again_not_given_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: no Python to start (as if fork were refused)."""
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'router.db'}")
+    workers = DeliveryWorkers(settings, 1, on_report=lambda _report: None)
+    with structlog.testing.capture_logs() as logged:
+        await workers.start()
+        await _poll(
+            lambda: any(e["event"] == "delivery_worker.spawn_failed" for e in logged),
+            within=10,
+            what="the failed start to be logged",
+        )
+        [supervisor] = workers._supervisors
+        assert not supervisor.done()  # waiting to try again, not dead
+        assert workers.running == 0
+        await asyncio.wait_for(workers.stop(), 5)
+    assert supervisor.done()
+    assert supervisor.exception() is None
