@@ -53,7 +53,9 @@ class AckSigner:
     def verify(self, token: str, now: datetime) -> AckClaim:
         """The claim of a genuine, unexpired token, else AckLinkError saying which."""
         parts = token.split(".")
-        if len(parts) != 4:
+        # A genuine token is ASCII (base64url, digits, hex); compare_digest refuses to
+        # compare other text at all, which must not become a 500.
+        if len(parts) != 4 or not token.isascii():
             raise AckLinkError("this link is not a valid acknowledge link")
         payload, signature = ".".join(parts[:3]), parts[3]
         if not hmac.compare_digest(self._sign(payload), signature):

@@ -126,6 +126,8 @@ def _on_wake(wake: int, look: Callable[[], None], stop: asyncio.Event) -> None:
     except BlockingIOError:
         return
     if not data:
+        # End of file stays readable: stop watching, or this would run on every loop turn.
+        asyncio.get_running_loop().remove_reader(wake)
         log.warning("delivery_worker.parent_gone")
         stop.set()
         return

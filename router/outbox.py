@@ -69,6 +69,11 @@ class RetryPolicy:
         """When to try again after `attempts` failed attempts, or None when out of budget."""
         if attempts >= self.max_attempts or now - created >= self.max_age:
             return None
+        budget_left = (created + self.max_age - now).total_seconds()
+        if retry_after is not None and retry_after >= budget_left:
+            # The receiver asks for a wait past the budget (or an absurd one): honouring it
+            # would park the page where nobody sees it; dead-lettering moves escalation on.
+            return None
         wait = tenacity.wait_exponential_jitter(self.initial, self.maximum, jitter=self.jitter)
         state = tenacity.RetryCallState(tenacity.Retrying(), None, (), {})
         state.attempt_number = attempts
@@ -206,6 +211,7 @@ class Outbox:
                 # bring (each claim is a write transaction, taking turns with intake's).
                 await asyncio.sleep(max(0.0, last_claim + CLAIM_INTERVAL - loop.time()))
                 last_claim = loop.time()
+                self._wake.clear()  # before the claim: a wake-up during it is not lost
             claimed = await self._claim_safely(room) if room > 0 else []
             for delivery in claimed:
                 task = asyncio.create_task(self._deliver_logged(delivery))
@@ -213,7 +219,6 @@ class Outbox:
                 task.add_done_callback(inflight.discard)
             if claimed and len(claimed) == room:
                 continue  # there may be more due already
-            self._wake.clear()
             waiters: list[asyncio.Future[Any]] = [
                 asyncio.ensure_future(e.wait()) for e in (stop, self._wake)
             ]
@@ -273,19 +278,21 @@ class Outbox:
         except PermanentDeliveryError as err:
             await self._record(delivery, "dead", str(err))
             return
-        resting = self.breaker.open_until(target.key, self.clock())
-        if resting is not None:
-            outcome = DeliveryOutcome(
-                delivery.notification,
-                "retry",
-                self.clock(),
-                "destination is resting after repeated failures",
-                resting,
-                counted=False,
-            )
-            await self.store.record_delivery(outcome)
-            return
         async with self._limit(target.key):
+            # Checked once this page has its turn: the breaker may have opened while it
+            # waited behind other pages to the same destination.
+            resting = self.breaker.open_until(target.key, self.clock())
+            if resting is not None:
+                outcome = DeliveryOutcome(
+                    delivery.notification,
+                    "retry",
+                    self.clock(),
+                    "destination is resting after repeated failures",
+                    resting,
+                    counted=False,
+                )
+                await self.store.record_delivery(outcome)
+                return
             if not await self._lease_is_ours(delivery):
                 log.warning("notification.lease_lost", notification=delivery.notification.id)
                 return

@@ -49,7 +49,8 @@ def verify(
     otherwise why not, in words fit for a 401 (never a secret or a digest)."""
     fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
     stamp, offered = fields.get("t", ""), fields.get("v1", "")
-    if not _unix_seconds(stamp) or not offered:
+    # compare_digest refuses non-ASCII text outright: such a value is malformed, not a 500.
+    if not _unix_seconds(stamp) or not offered or not offered.isascii():
         return "malformed signature: expected t=<unix seconds>,v1=<hex>"
     timestamp = int(stamp)
     if abs(now - timestamp) > window:
@@ -72,6 +73,8 @@ def verify_grafana(
 ) -> str | None:
     """Grafana's webhook HMAC: lowercase hex HMAC-SHA256 of the body, or of
     `"{timestamp}:{body}"` when Grafana sends a timestamp header. None when valid."""
+    if not signature.isascii():
+        return "malformed Grafana signature: expected hex"
     message = body
     if timestamp is not None:
         if not _unix_seconds(timestamp):

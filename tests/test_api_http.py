@@ -329,6 +329,7 @@ async def test_incident_list_pages_with_a_next_cursor_without_overlap(client: Cl
         ("limit", "\u00b2"),  # superscript two: str.isdigit() says yes, int() says no
         ("cursor", "abc"),
         ("cursor", "0"),
+        ("pipeline", "\x00"),  # PostgreSQL refuses NUL in text outright
     ],
 )
 async def test_incident_list_refuses_a_bad_query_with_400_naming_it(

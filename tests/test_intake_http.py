@@ -249,6 +249,9 @@ MALFORMED = [
     malformed("am-utf16-json", AM, json.dumps(am_body()).encode("utf-16")),
     malformed("generic-nan-is-not-json", GENERIC, GENERIC_OK[:-1] + b', "details": {"x": NaN}}'),
     malformed(
+        "generic-1e400-is-infinity", GENERIC, GENERIC_OK[:-1] + b', "details": {"x": 1e400}}'
+    ),
+    malformed(
         "am-integer-of-5000-digits",
         AM,
         AM_OK.replace(b'"truncatedAlerts": 0', b'"truncatedAlerts": ' + b"9" * 5000),
@@ -345,6 +348,8 @@ CREDENTIALS = [
     unauthorized("signature-malformed", router_signed(AM_OK, header="sha256=abc")),
     unauthorized("signature-unicode-digit-stamp", router_signed(AM_OK, header="t=\u00b2,v1=00")),
     unauthorized("signature-5000-digit-stamp", router_signed(AM_OK, header=f"t={'9' * 5000},v1=0")),
+    unauthorized("signature-non-ascii-digest", router_signed(AM_OK, header=f"t={STAMP},v1=\u00e9")),
+    unauthorized("grafana-non-ascii-signature", {**JSON, "X-Grafana-Alerting-Signature": "\u00e9"}),
     unauthorized("grafana-wrong-secret", grafana_signed(AM_OK, secret="not-the-secret")),
     unauthorized("grafana-stale-stamp", grafana_signed(AM_OK, stamp=str(STAMP - 301))),
     unauthorized(
@@ -382,6 +387,12 @@ CONTENT = [
     accepted("am-empty-group", AM, encode(am_body(alerts=[]))),
     accepted("grafana-fixture", GRAFANA, fixture_text("grafana_firing").encode()),
     accepted("generic-fixture", GENERIC, fixture_text("generic").encode()),
+    # Past datetime's last year once in UTC: the time is dropped, the alert is not.
+    accepted(
+        "am-starts-at-after-year-9999-in-utc",
+        AM,
+        encode(am_body(am_alert(startsAt="9999-12-31T23:00:00-12:00"))),
+    ),
 ]
 
 PAGERDUTY_ROWS = [

@@ -14,10 +14,11 @@ import asyncio
 import email
 import email.policy
 import json
+import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage as MimeMessage
 from html import escape
 from pathlib import Path
@@ -35,6 +36,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from router.acklinks import DEFAULT_TTL
+from router.outbox import RetryPolicy
 from router.signing import verify
 from router.teammodel import TeamModel
 from router.web.keys import OUTBOX, STORE, WEBHOOKS
@@ -416,6 +418,7 @@ async def test_ack_link_get_only_confirms_and_post_acknowledges_as_the_person_pa
         pytest.param(lambda t: "9" + t, id="incident"),
         pytest.param(lambda t: t.replace(".QWxpY2U.", ".Qm9i."), id="person"),
         pytest.param(lambda t: t + ".extra", id="malformed"),
+        pytest.param(lambda t: t[:-1] + "%C3%A9", id="non-ascii-signature"),
     ],
 )
 async def test_tampered_ack_link_answers_410_and_acknowledges_nothing(
@@ -887,3 +890,18 @@ async def test_a_notification_claimed_by_a_worker_that_died_is_delivered_after_i
     assert delivered["idempotency_key"] == pending["idempotency_key"]
     assert (await router.notification(incident, "email"))["status"] == "sent"
     assert len(router.sent_mail()) == 1
+
+
+@pytest.mark.parametrize("retry_after", [3600.0, 86400.0, 1e300, math.inf])
+def test_a_retry_after_past_the_budget_dead_letters_instead_of_parking_the_page(
+    retry_after: float,
+) -> None:
+    """Honoured, a receiver's `Retry-After: 86400` (or an absurd one) would leave the page
+    pending long after its one-hour budget, and escalation waiting on it."""
+    policy = RetryPolicy(max_age=timedelta(hours=1))
+    created = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+    now = created + timedelta(minutes=5)
+    assert policy.next_attempt(1, created, now, retry_after) is None
+    later = policy.next_attempt(1, created, now, 2.0)  # within the budget: honoured
+    assert later is not None
+    assert later >= now + timedelta(seconds=2)

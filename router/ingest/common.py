@@ -29,6 +29,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from router.errors import RouterError
 from router.model import Severity
+from router.timeutil import in_supported_range
 
 _SEVERITY_WORDS: dict[str, Severity] = {
     "critical": "critical",
@@ -151,14 +152,22 @@ def validate_body(model: type[BodyT], document: object) -> BodyT:
 
 
 def instant(value: datetime | None) -> datetime | None:
-    """A sender's time made aware (UTC when it names no offset); Go's zero time → None.
+    """A sender's time made aware (UTC when it names no offset); Go's zero time, or a time
+    outside the years the router computes with (router.timeutil), → None.
 
     Alertmanager and Grafana send `0001-01-01T00:00:00Z`, Go's zero `time.Time`, for a time
     that is not set, such as the end of an alert that is still firing.
     """
     if value is None or value.year <= 1:
         return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    # A time the router cannot compute with (9999-12-31T23:00-12:00 is past datetime's
+    # last year in UTC) is no time at all: kept, it would fail the whole body's storage.
+    try:
+        in_utc = aware.astimezone(UTC)
+    except OverflowError:
+        return None
+    return aware if in_supported_range(in_utc) else None
 
 
 def first_text(*candidates: str | None) -> str | None:

@@ -131,9 +131,9 @@ def _mailbox(value: str, role: str) -> AddressHeader:
         raise PermanentDeliveryError(f"email {role} address contains control characters")
     try:
         addresses = cast(AddressHeader, _POLICY.header_factory("To", value)).addresses
-    except (ValueError, IndexError, TypeError) as err:
-        # TypeError: the stdlib's address parser trips over some malformed input itself
-        # (`(c).@x-ya`); still a bad address, not a bug of ours.
+    except (ValueError, IndexError, TypeError, AttributeError) as err:
+        # TypeError, AttributeError: the stdlib's address parser trips over some malformed
+        # input itself (`(c).@x-ya`, `john@[example.com`); still a bad address.
         raise PermanentDeliveryError(f"email {role} address {value!r} is not valid") from err
     if len(addresses) != 1 or not addresses[0].username or not addresses[0].domain:
         raise PermanentDeliveryError(f"email {role} address {value!r} is not one mailbox")

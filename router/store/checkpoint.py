@@ -5,8 +5,8 @@ COMMIT, with the write lock held, then also writes and fsyncs the database file:
 load, every few hundred alerts one batch of 202s waits for it. The writers turn that off
 (`wal_autocheckpoint=0`) and this task runs a PASSIVE checkpoint every second from a
 connection and thread of its own: it neither takes the write lock nor waits for readers,
-so commits go on meanwhile. `journal_size_limit` then keeps the log file from staying at
-its largest size.
+so commits go on meanwhile. `journal_size_limit` (set on the writers too: a connection
+applies it when it commits) keeps the log file from staying at its largest size.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, TypeVar
 import structlog
 
 from router.store.base import StoreUnavailableError
-from router.store.checkpoint import Checkpointer
+from router.store.checkpoint import WAL_SIZE_LIMIT, Checkpointer
 from router.store.migrations import MIGRATIONS
 from router.store.threaded import Job, ThreadedStore, commit, rollback, run_guarded
 
@@ -196,6 +196,7 @@ class SqliteStore(ThreadedStore):
             "foreign_keys=ON",
             "busy_timeout=5000",
             "wal_autocheckpoint=0",  # router.store.checkpoint does it, off the commit path
+            f"journal_size_limit={WAL_SIZE_LIMIT}",  # applied by this connection's commits
         ):
             conn.execute(f"PRAGMA {pragma}")
         _migrate(conn)

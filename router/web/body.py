@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = ["BadJsonError", "decode_json", "read_json"]
 
 import json
+import math
 import re
 from typing import Any
 
@@ -31,6 +32,14 @@ def _no_constants(name: str) -> Any:
     raise BadJsonError(f"{name} is not a JSON number")
 
 
+def _finite(text: str) -> float:
+    """`1e400` is no NaN or Infinity in the text, but becomes one: refused the same way."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise BadJsonError(f"{text} is not a finite JSON number")
+    return value
+
+
 # In decoded JSON, NUL and lone surrogates can only come from these escapes: strict JSON has
 # no raw control characters in strings, and strict UTF-8 no surrogates.
 _RISKY_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
@@ -49,7 +58,7 @@ def decode_json(raw: bytes) -> Any:
     except UnicodeDecodeError:
         raise BadJsonError("body is not UTF-8 text") from None
     try:
-        value = json.loads(text, parse_constant=_no_constants)
+        value = json.loads(text, parse_constant=_no_constants, parse_float=_finite)
         return clean_text(value) if _may_need_cleaning(text) else value
     except BadJsonError:
         raise

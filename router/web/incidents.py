@@ -29,12 +29,16 @@ async def list_incidents(request: web.Request) -> web.Response:
     status = query.get("status")
     if status is not None and status not in STATUSES:
         raise ApiError(400, "bad_query", f"status must be one of {', '.join(STATUSES)}", ["status"])
+    pipeline = query.get("pipeline")
+    if pipeline is not None and not pipeline.isprintable():
+        # NUL and lone surrogates name no pipeline, and PostgreSQL refuses them outright.
+        raise ApiError(400, "bad_query", "pipeline must be printable text", ["pipeline"])
     limit = _whole(query.get("limit", "100"), "limit", 1, MAX_LIMIT)
     cursor = query.get("cursor")
     before = None if cursor is None else _whole(cursor, "cursor", 1, 2**62)
     page = await request.app[STORE].incidents(
         status=cast(IncidentStatus | None, status),
-        pipeline=query.get("pipeline"),
+        pipeline=pipeline,
         limit=limit,
         before=before,
     )
