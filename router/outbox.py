@@ -198,8 +198,23 @@ class Outbox:
         A continuous pipeline: whenever half of `batch` has finished, claim more, so one slow
         destination holds up only its own pages, not the batch they came in.
         """
-        loop = asyncio.get_running_loop()
         inflight: set[asyncio.Task[None]] = set()
+        try:
+            await self._pipeline(stop, poll, inflight)
+            if inflight:
+                await asyncio.wait(inflight)
+        except asyncio.CancelledError:
+            # Past the drain timeout: stop the sends too, before the senders and the store
+            # close under them (a send cut short is delivered again after its lease).
+            for task in inflight:
+                task.cancel()
+            await asyncio.gather(*inflight, return_exceptions=True)
+            raise
+
+    async def _pipeline(
+        self, stop: asyncio.Event, poll: float, inflight: set[asyncio.Task[None]]
+    ) -> None:
+        loop = asyncio.get_running_loop()
         refill = max(1, self.batch // 2)  # claim in chunks: one claim per page costs too much
         last_claim = -math.inf
         while not stop.is_set():
@@ -227,8 +242,6 @@ class Outbox:
             await asyncio.wait(waiters, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters[:2]:
                 waiter.cancel()
-        if inflight:
-            await asyncio.wait(inflight)
 
     async def _claim_safely(self, limit: int) -> list[Delivery]:
         """Claim up to `limit` due notifications; none while the store is failing."""

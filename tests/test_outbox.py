@@ -905,3 +905,28 @@ def test_a_retry_after_past_the_budget_dead_letters_instead_of_parking_the_page(
     later = policy.next_attempt(1, created, now, 2.0)  # within the budget: honoured
     assert later is not None
     assert later >= now + timedelta(seconds=2)
+
+
+async def test_cancelling_the_delivery_loop_cancels_the_sends_it_started(
+    make_router: MakeRouter, make_model: MakeModel, receiver: StartReceiver
+) -> None:
+    """Past the drain timeout the loop is cancelled: its sends must stop with it, not run on
+    while the webhook session and the store close under them."""
+    hook = await receiver(HANG)
+    router = await make_router(team(make_model, webhooks={"Alice": hook.url}))
+    await router.alert()
+    loop_task = asyncio.create_task(router.app[OUTBOX].run(asyncio.Event()))
+    for _ in range(200):  # the receiver, a real server, has the request when it is in flight
+        if hook.requests:
+            break
+        await asyncio.sleep(0.01)
+    sends = [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_coro().__qualname__ == "Outbox._deliver_logged"  # type: ignore[union-attr]
+    ]
+    assert sends, "no send in flight"
+    loop_task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await loop_task
+    assert all(task.done() for task in sends)
