@@ -136,3 +136,22 @@ async def test_silences_are_listed_with_author_and_whether_active(client: Client
     assert [(s["pipeline"], s["author"], s["active"]) for s in listed] == [
         ("aggregate-growth", "ops", True)
     ]
+
+
+async def test_ending_an_unrelated_silence_does_not_hurry_an_incident_a_silence_once_held(
+    client: Client, clock: FakeClock
+) -> None:
+    """The incident waited out one silence and paged step 1; ending another silence, which
+    never held it, must leave its step 2 at its time."""
+    await _silence(client, pipeline="aggregate-profit", ends=(NOW + 10 * MINUTE).isoformat())
+    other = await _silence(
+        client, pipeline="aggregate-growth", ends=(NOW + 60 * MINUTE).isoformat()
+    )
+    incident_id = await _alert(client, "aggregate-profit", "k1")
+    clock.advance(10 * MINUTE)
+    assert await client.app[ESCALATOR].fire_due() == 1  # step 1, once the silence ended
+    clock.advance(2 * MINUTE)
+    response = await client.delete(f"/api/v1/silences/{other['id']}", headers=AUTH)
+    assert response.status == 204
+    detail = await _detail(client, incident_id)
+    assert [(n["step"], n["recipient"]) for n in detail["notifications"]] == [(1, "Alice")]

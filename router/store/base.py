@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
+from zoneinfo import ZoneInfo
 
 from router.errors import RouterError
 from router.incidents import Change
@@ -220,8 +221,9 @@ class Store(Protocol):
     async def add_silence(self, silence: Silence, by: str, now: datetime) -> int:
         """Persist a silence; returns its id."""
 
-    async def delete_silence(self, silence_id: int, by: str, now: datetime) -> bool:
-        """End a silence early (kept for the audit trail); False if there is none."""
+    async def delete_silence(self, silence_id: int, by: str, now: datetime, tz: ZoneInfo) -> bool:
+        """End a silence early (kept for the audit trail); False if there is none. `tz`, the
+        team's, says when the silence would have ended: what it held is due now."""
 
     async def runtime_silences(self) -> list[RuntimeSilence]:
         """Runtime silences not withdrawn."""

@@ -14,11 +14,13 @@ __all__ = [
 
 import json
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from router.store.base import RuntimeEntry, RuntimeKind, RuntimeSilence
 from router.store.dbapi import Connection
 from router.store.rows import dumps, from_text, to_text
 from router.teammodel import LeaveEntry, Override, Silence
+from router.timeutil import span_end
 
 
 def add_runtime(conn: Connection, entry: LeaveEntry | Override, by: str, now: datetime) -> int:
@@ -79,19 +81,23 @@ def add_silence(conn: Connection, silence: Silence, by: str, now: datetime) -> i
     return int(row[0])
 
 
-def delete_silence(conn: Connection, silence_id: int, by: str, now: datetime) -> bool:
+def delete_silence(conn: Connection, silence_id: int, by: str, now: datetime, tz: ZoneInfo) -> bool:
     """End a runtime silence early; incidents it held back become due now (and are held
-    again at once if another silence still matches)."""
-    cursor = conn.execute(
-        "UPDATE silences SET deleted_by = ?, deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
+    again at once if another silence still matches). Held back means waiting for exactly
+    this silence's end: an incident merely flagged `silenced` once, now waiting for its
+    next step, keeps its time."""
+    row = conn.execute(
+        "UPDATE silences SET deleted_by = ?, deleted_at = ? WHERE id = ? AND deleted_at IS NULL "
+        "RETURNING silence",
         (by, to_text(now), silence_id),
-    )
-    if cursor.rowcount != 1:
+    ).fetchone()
+    if row is None:
         return False
+    held_until = span_end(Silence.model_validate(json.loads(row["silence"])).ends, tz)
     conn.execute(
-        "UPDATE incidents SET esc_due_at = ? WHERE status = 'open' AND esc_due_at > ? "
+        "UPDATE incidents SET esc_due_at = ? WHERE status = 'open' AND esc_due_at = ? "
         "AND flags LIKE '%\"silenced\"%'",
-        (to_text(now), to_text(now)),
+        (to_text(now), to_text(held_until)),
     )
     return True
 

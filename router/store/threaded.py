@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -230,9 +231,9 @@ class ThreadedStore:
         )
         return silence_id
 
-    async def delete_silence(self, silence_id: int, by: str, now: datetime) -> bool:
+    async def delete_silence(self, silence_id: int, by: str, now: datetime, tz: ZoneInfo) -> bool:
         """End a silence early."""
-        job = partial(runtime.delete_silence, silence_id=silence_id, by=by, now=now)
+        job = partial(runtime.delete_silence, silence_id=silence_id, by=by, now=now, tz=tz)
         done: bool = await self._write(job)
         return done
 

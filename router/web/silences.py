@@ -60,7 +60,8 @@ async def delete_silence(request: web.Request) -> web.Response:
     """End a silence early; incidents it held back escalate now."""
     silence_id = whole_number(request.match_info["id"], 1, 2**62) or 0
     now = request.app[CLOCK]()
-    if not await request.app[STORE].delete_silence(silence_id, request[CALLER], now):
+    tz = request.app[CONFIG].model.team.tz
+    if not await request.app[STORE].delete_silence(silence_id, request[CALLER], now, tz):
         raise ApiError(404, "not_found", f"no runtime silence {request.match_info['id']}")
     log.info("silence.deleted", id=silence_id, by=request[CALLER])
     await request.app[ESCALATOR].fire_due()
