@@ -92,7 +92,10 @@ def create_app(
     if deliver_in_background and store is None and settings.delivery_workers > 0:
         # Only for a store the settings name: a worker opens the database by its URL.
         app[WORKERS] = DeliveryWorkers(
-            settings, settings.delivery_workers, on_report=app[OUTBOX].apply
+            settings,
+            settings.delivery_workers,
+            on_report=app[OUTBOX].apply,
+            model=lambda: app[CONFIG].model,
         )
     app.cleanup_ctx.append(_store_lifecycle)
     app.cleanup_ctx.append(_senders_lifecycle)

@@ -37,6 +37,7 @@ import structlog
 
 from router.outbox import DeliveryReport
 from router.settings import Settings
+from router.teammodel import TeamModel
 
 log = structlog.get_logger(__name__)
 _FIRST_BACKOFF = 1.0
@@ -74,9 +75,14 @@ class DeliveryWorkers:
     """`count` delivery worker processes, kept running until `stop()`."""
 
     def __init__(
-        self, settings: Settings, count: int, on_report: Callable[[DeliveryReport], None]
+        self,
+        settings: Settings,
+        count: int,
+        on_report: Callable[[DeliveryReport], None],
+        model: Callable[[], TeamModel],
     ) -> None:
         self.settings = settings
+        self.model = model  # the serving process's team model, which a new worker starts on
         self.count = count
         self.on_report = on_report
         self._running: dict[int, _Running] = {}
@@ -170,10 +176,13 @@ class DeliveryWorkers:
             os.close(wake_theirs)
             os.close(reports_theirs)
         assert process.stdin is not None
-        # The settings travel by pipe, not environment or argv: they hold secrets. A child
-        # that died at once fails this write; it is then waited for like any other exit.
+        # The settings travel by pipe, not environment or argv: they hold secrets. So does
+        # the model in force, not the file: if the file was broken since (and the serving
+        # process kept its model), a restarted worker still delivers. A child that died at
+        # once fails this write; it is then waited for like any other exit.
+        started = (self.settings, self.model(), slot, wake_theirs, reports_theirs)
         with contextlib.suppress(ConnectionError):
-            process.stdin.write(pickle.dumps((self.settings, slot, wake_theirs, reports_theirs)))
+            process.stdin.write(pickle.dumps(started))
             await process.stdin.drain()
         process.stdin.close()
         os.set_blocking(wake_ours, False)

@@ -20,6 +20,7 @@ import pytest
 import structlog
 
 from router.settings import Settings
+from router.teammodel import TeamModel
 from router.workers import DeliveryWorkers
 
 from services import RouterProcess
@@ -153,12 +154,14 @@ async def test_sighup_reloads_the_worker_too(tmp_path: Path) -> None:
 
 
 async def test_a_worker_that_cannot_be_started_is_tried_again_not_given_up(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shipped_model: TeamModel
 ) -> None:
     """Fault injection: no Python to start (as if fork were refused)."""
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'router.db'}")
-    workers = DeliveryWorkers(settings, 1, on_report=lambda _report: None)
+    workers = DeliveryWorkers(
+        settings, 1, on_report=lambda _report: None, model=lambda: shipped_model
+    )
     with structlog.testing.capture_logs() as logged:
         await workers.start()
         await _poll(  # the first try, then another after the 1 s back-off
@@ -172,3 +175,20 @@ async def test_a_worker_that_cannot_be_started_is_tried_again_not_given_up(
         await asyncio.wait_for(workers.stop(), 5)
     assert supervisor.done()
     assert supervisor.exception() is None
+
+
+@pytest.mark.timeout(60)
+async def test_a_worker_restarted_after_the_config_file_broke_delivers_on_the_model_in_force(
+    served: tuple[RouterProcess, Receiver],
+) -> None:
+    """Someone saved a broken team model (no SIGHUP yet, or one that kept the old model);
+    then the worker died. Its replacement must not read the broken file and stop paging."""
+    router, receiver = served
+    config = Path(router._env["ROUTER_CONFIG"])
+    (config / "team.yaml").write_text("team: [this is not: a team\n")
+    [first] = router.worker_pids()
+    os.kill(first, signal.SIGKILL)
+    await _poll(lambda: router.worker_pids() not in ([], [first]), within=15, what="a new worker")
+    incident_ids = await _post_alerts(router, ["after-a-broken-file"])
+    await _all_sent(router, incident_ids, within=15)
+    assert [page.incident for page in receiver.pages] == incident_ids
