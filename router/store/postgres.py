@@ -5,9 +5,9 @@ through psycopg 3 in the store's own executor thread (router.store.threaded), be
 `PgConnection`, a small adapter that speaks the jobs' dialect: `?` placeholders, rows read
 by name or position, `BEGIN IMMEDIATE`. What differs is in `POSTGRES` (a `Dialect`): claims
 take `FOR UPDATE SKIP LOCKED`, so replicas share the outbox and the escalation timers, and a
-duplicate unresolved incident raises `UniqueViolation`, which the ingest job folds into the
-incident another replica opened first. Migrations run under an advisory lock, so several
-replicas starting at once apply each version once.
+deadlock between replicas' batches is retried. An alert another replica opened first is
+folded into its incident (`INSERT … ON CONFLICT DO NOTHING`, then read). Migrations run
+under an advisory lock, so several replicas starting at once apply each version once.
 """
 
 from __future__ import annotations
