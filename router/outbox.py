@@ -216,6 +216,13 @@ class Outbox:
     ) -> None:
         loop = asyncio.get_running_loop()
         refill = max(1, self.batch // 2)  # claim in chunks: one claim per page costs too much
+        room_made = asyncio.Event()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            inflight.discard(task)
+            if self.batch - len(inflight) >= refill:
+                room_made.set()
+
         last_claim = -math.inf
         while not stop.is_set():
             room = self.batch - len(inflight)
@@ -231,16 +238,18 @@ class Outbox:
             for delivery in claimed:
                 task = asyncio.create_task(self._deliver_logged(delivery))
                 inflight.add(task)
-                task.add_done_callback(inflight.discard)
+                task.add_done_callback(finished)
             if claimed and len(claimed) == room:
                 continue  # there may be more due already
-            waiters: list[asyncio.Future[Any]] = [
-                asyncio.ensure_future(e.wait()) for e in (stop, self._wake)
-            ]
-            if room <= 0:
-                waiters.extend(inflight)  # a finished send makes room
+            # With no room, wait for room only: a wake-up stays set until the next claim,
+            # and waiting on it would spin. Nor on the sends themselves, which would hook and
+            # unhook every task in flight on each wake-up; `finished` says when enough of
+            # them are done to be worth a claim.
+            room_made.clear()
+            waits = (stop, self._wake) if room > 0 else (stop, room_made)
+            waiters = [asyncio.ensure_future(event.wait()) for event in waits]
             await asyncio.wait(waiters, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters[:2]:
+            for waiter in waiters:
                 waiter.cancel()
 
     async def _claim_safely(self, limit: int) -> list[Delivery]:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage as MimeMessage
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -930,3 +930,42 @@ async def test_cancelling_the_delivery_loop_cancels_the_sends_it_started(
     with pytest.raises(asyncio.CancelledError):
         await loop_task
     assert all(task.done() for task in sends)
+
+
+class CountingEvent(asyncio.Event):
+    """An Event that counts its waiters: the delivery loop waits on `stop` once a turn."""
+
+    waits = 0
+
+    async def wait(self) -> Literal[True]:
+        self.waits += 1
+        return await super().wait()
+
+
+async def test_a_full_pipeline_waits_for_room_instead_of_spinning_on_a_wake_up(
+    make_router: MakeRouter, make_model: MakeModel, receiver: StartReceiver
+) -> None:
+    """With every slot taken by a send that hangs, a wake-up (a new page) cannot be served
+    yet: the loop must sleep until a send finishes, not turn over on the set wake-up."""
+    hook = await receiver(HANG)
+    router = await make_router(team(make_model, webhooks={"Alice": hook.url}))
+    outbox = router.app[OUTBOX]
+    outbox.batch = 1
+    await router.alert()
+    stop = CountingEvent()
+    loop_task = asyncio.create_task(outbox.run(stop))
+    for _ in range(200):  # the receiver, a real server, has the request when it is in flight
+        if hook.requests:
+            break
+        await asyncio.sleep(0.01)
+    assert hook.requests, "no send in flight"
+    turns_before = stop.waits
+
+    outbox.wake()
+    for _ in range(100):
+        await asyncio.sleep(0)
+
+    assert stop.waits - turns_before <= 1
+    loop_task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await loop_task
