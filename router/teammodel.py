@@ -32,7 +32,7 @@ __all__ = [
 import re
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -357,4 +357,9 @@ class TeamModel(_Frozen):
 
     def pipeline(self, pipeline_id: str) -> Pipeline | None:
         """The pipeline with this id, or None."""
-        return next((p for p in self.pipelines if p.id == pipeline_id), None)
+        return self._pipelines_by_id.get(pipeline_id)
+
+    @cached_property
+    def _pipelines_by_id(self) -> dict[str, Pipeline]:
+        # Looked up twice per alert: a dict, not a scan (the model is immutable).
+        return {p.id: p for p in self.pipelines}
