@@ -14,7 +14,7 @@ __all__ = ["CircuitBreaker", "DeliveryReport", "Outbox", "RetryPolicy", "Senders
 import asyncio
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -312,45 +312,65 @@ class Outbox:
                     "destination is resting after repeated failures",
                     resting,
                     counted=False,
+                    lease_until=delivery.lease_until,
                 )
                 await self.store.record_delivery(outcome)
                 return
-            if not await self._lease_is_ours(delivery):
+            held = await self._lease_is_ours(delivery)
+            if held is None:
                 log.warning("notification.lease_lost", notification=delivery.notification.id)
                 return
-            await self._attempt(model, delivery, target)
+            await self._attempt(model, held, target)
 
-    async def _lease_is_ours(self, delivery: Delivery) -> bool:
-        """Whether the claim still covers a whole attempt. The claim was made for the whole
-        batch, and waiting for this destination's turn may have eaten into it: with less
-        than half the lease left, renew it (or leave the page to whoever holds it now). A
-        fresh claim, the usual case, costs no write."""
+    async def _lease_is_ours(self, delivery: Delivery) -> Delivery | None:
+        """The delivery under a lease that covers an attempt, or None if another worker has
+        it now. The claim was made for the whole batch, and waiting for this destination's
+        turn may have eaten into it: with less than half the lease left, renew it. A fresh
+        claim, the usual case, costs no write."""
         now = self.clock()
         if delivery.lease_until - now >= self.policy.lease / 2:
-            return True
+            return delivery
         until = now + self.policy.lease
-        return await self.store.renew_lease(delivery.notification.id, delivery.lease_until, until)
+        if await self.store.renew_lease(delivery.notification.id, delivery.lease_until, until):
+            return replace(delivery, lease_until=until)
+        return None
 
     async def _attempt(self, model: TeamModel, delivery: Delivery, target: Destination) -> None:
         now = self.clock()
         n = delivery.notification
         message = build(context(model, delivery, self.links, now), target, n.idempotency_key)
+        # An attempt may not outlive its lease (a slow server, redirects, a long configured
+        # timeout): past it, another worker may claim the page and send it in parallel. A
+        # tenth of the lease is kept for recording the outcome.
+        left = delivery.lease_until - now - self.policy.lease / 10
         try:
-            if isinstance(message, EmailMessage):
-                await self.senders.email.send(message)
-            else:
-                await self.senders.webhook.send(message, now.timestamp())
+            async with asyncio.timeout(max(0.0, left.total_seconds())):
+                await self._send(message, now)
+        except TimeoutError:
+            what = f"the attempt outlasted its lease ({left.total_seconds():.0f} s)"
+            await self._failed(delivery, target, TransientDeliveryError(what))
         except TransientDeliveryError as err:
-            self.breaker.failed(target.key, self.clock())
-            later = self.policy.next_attempt(
-                n.attempts, n.created_at, self.clock(), err.retry_after
-            )
-            await self._record(delivery, "dead" if later is None else "retry", str(err), later)
+            await self._failed(delivery, target, err)
         except PermanentDeliveryError as err:
             await self._record(delivery, "dead", str(err))
         else:
             self.breaker.succeeded(target.key)
             await self._record(delivery, "sent")
+
+    async def _send(self, message: EmailMessage | WebhookMessage, now: datetime) -> None:
+        if isinstance(message, EmailMessage):
+            await self.senders.email.send(message)
+        else:
+            await self.senders.webhook.send(message, now.timestamp())
+
+    async def _failed(
+        self, delivery: Delivery, target: Destination, err: TransientDeliveryError
+    ) -> None:
+        """A failure worth retrying: retry within the budget, else dead-letter."""
+        self.breaker.failed(target.key, self.clock())
+        n = delivery.notification
+        later = self.policy.next_attempt(n.attempts, n.created_at, self.clock(), err.retry_after)
+        await self._record(delivery, "dead" if later is None else "retry", str(err), later)
 
     async def _record(
         self,
@@ -361,8 +381,12 @@ class Outbox:
     ) -> None:
         n = delivery.notification
         now = self.clock()
-        outcome = DeliveryOutcome(n, result, now, error, later)  # type: ignore[arg-type]
-        await self.store.record_delivery(outcome)
+        lease = delivery.lease_until
+        outcome = DeliveryOutcome(n, result, now, error, later, lease_until=lease)  # type: ignore[arg-type]
+        if not await self.store.record_delivery(outcome):
+            # Another worker claimed the page after this lease ran out: its attempt counts.
+            log.warning("notification.lease_lost", notification=n.id, result=result)
+            return
         label = {"sent": "sent", "retry": "retried", "dead": "dead", "cancelled": "cancelled"}[
             result
         ]

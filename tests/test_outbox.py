@@ -17,7 +17,7 @@ import json
 import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage as MimeMessage
 from html import escape
@@ -38,6 +38,7 @@ from pydantic import SecretStr
 from router.acklinks import DEFAULT_TTL
 from router.outbox import RetryPolicy
 from router.signing import verify
+from router.store.base import DeliveryOutcome
 from router.teammodel import TeamModel
 from router.web.keys import OUTBOX, STORE, WEBHOOKS
 
@@ -969,3 +970,49 @@ async def test_a_full_pipeline_waits_for_room_instead_of_spinning_on_a_wake_up(
     loop_task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await loop_task
+
+
+async def test_an_attempt_that_would_outlive_its_lease_is_cut_short_and_retried(
+    make_router: MakeRouter, make_model: MakeModel, receiver: StartReceiver
+) -> None:
+    """Past its lease another worker may claim the page: the attempt must end first (here
+    the lease is shorter than the webhook timeout, as a long configured timeout would be)."""
+    hook = await receiver(HANG)
+    router = await make_router(team(make_model, webhooks={"Alice": hook.url}))
+    outbox = router.app[OUTBOX]
+    outbox.policy = replace(outbox.policy, lease=timedelta(seconds=WEBHOOK_TIMEOUT / 2))
+    incident = await router.alert()
+
+    await router.deliver()
+
+    assert len(hook.requests) == 1
+    page = await router.notification(incident, "webhook")
+    assert (page["status"], page["attempts"]) == ("pending", 1)
+    assert "outlasted its lease" in page["last_error"]
+    assert "timed out" not in page["last_error"]
+
+
+async def test_an_outcome_recorded_after_another_worker_took_the_lease_is_dropped(
+    make_router: MakeRouter, make_model: MakeModel, receiver: StartReceiver
+) -> None:
+    hook = await receiver(200)
+    router = await make_router(team(make_model, webhooks={"Alice": hook.url}))
+    incident = await router.alert()
+    store, lease = router.app[STORE], router.app[OUTBOX].policy.lease
+    first = {d.notification.channel: d for d in await store.claim_deliveries(NOW, 10, lease)}
+    router.clock.advance(lease)  # the first worker is presumed dead: its lease ran out
+    second = {
+        d.notification.channel: d for d in await store.claim_deliveries(router.clock.now, 10, lease)
+    }
+    assert first.keys() == second.keys() == {"email", "webhook"}
+
+    late, current = first["webhook"], second["webhook"]
+    stale = DeliveryOutcome(late.notification, "dead", router.clock.now, "too late", None)
+    assert not await store.record_delivery(replace(stale, lease_until=late.lease_until))
+    page = await router.notification(incident, "webhook")
+    assert page["status"] == "sending"
+    assert "notification.dead" not in await router.timeline_kinds(incident, page["id"])
+
+    sent = DeliveryOutcome(current.notification, "sent", router.clock.now)
+    assert await store.record_delivery(replace(sent, lease_until=current.lease_until))
+    assert (await router.notification(incident, "webhook"))["status"] == "sent"

@@ -95,6 +95,10 @@ class DeliveryOutcome:
     error: str | None = None
     next_attempt_at: datetime | None = None
     counted: bool = True
+    # The lease the recording worker holds: the outcome is stored only while the row is
+    # still under that lease. An attempt that outlived it was claimed again by another
+    # worker, whose outcome is the one that counts.
+    lease_until: datetime | None = None
 
     def describe(self) -> str:
         """The timeline's sentence."""
@@ -203,8 +207,9 @@ class Store(Protocol):
         """Extend a claim that is still ours (its lease is still `held`); False if another
         worker has taken the notification since."""
 
-    async def record_delivery(self, outcome: DeliveryOutcome) -> None:
-        """Store an attempt's outcome and its timeline event."""
+    async def record_delivery(self, outcome: DeliveryOutcome) -> bool:
+        """Store an attempt's outcome and its timeline event; False (nothing stored) if
+        `outcome.lease_until` is set and no longer the notification's lease."""
 
     async def notifications_of(self, incident_id: int) -> list[Notification]:
         """An incident's notifications, oldest first."""

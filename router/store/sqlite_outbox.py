@@ -176,28 +176,29 @@ def _notification(row: Mapping[str, Any]) -> Notification:
     )
 
 
-def record(conn: Connection, outcome: DeliveryOutcome) -> None:
-    """Store a delivery attempt's outcome and put it on the incident's timeline."""
+def record(conn: Connection, outcome: DeliveryOutcome) -> bool:
+    """Store a delivery attempt's outcome and put it on the incident's timeline; False, and
+    nothing stored, when the attempt's lease (`outcome.lease_until`) is no longer the row's."""
     n = outcome.notification
     at = to_text(outcome.at)
     if outcome.result == "sent":
-        conn.execute(
-            "UPDATE notifications SET status = 'sent', sent_at = ?, lease_until = NULL, "
-            "last_error = NULL WHERE id = ?",
-            (at, n.id),
-        )
+        sets = "status = 'sent', sent_at = ?, lease_until = NULL, last_error = NULL"
+        params: tuple[object, ...] = (at,)
     elif outcome.result in {"dead", "cancelled"}:
-        conn.execute(
-            "UPDATE notifications SET status = ?, lease_until = NULL, last_error = ? WHERE id = ?",
-            (outcome.result, outcome.error, n.id),
-        )
+        sets = "status = ?, lease_until = NULL, last_error = ?"
+        params = (outcome.result, outcome.error)
     else:
         assert outcome.next_attempt_at is not None  # a retry always has a time
-        conn.execute(
-            "UPDATE notifications SET status = 'pending', lease_until = NULL, last_error = ?, "
-            "next_attempt_at = ?, attempts = attempts - ? WHERE id = ?",
-            (outcome.error, to_text(outcome.next_attempt_at), int(not outcome.counted), n.id),
-        )
+        sets = "status = 'pending', lease_until = NULL, last_error = ?, next_attempt_at = ?, "
+        sets += "attempts = attempts - ?"
+        params = (outcome.error, to_text(outcome.next_attempt_at), int(not outcome.counted))
+    where, held = "id = ?", list[object]([n.id])
+    if outcome.lease_until is not None:
+        where += " AND status = 'sending' AND lease_until = ?"
+        held.append(to_text(outcome.lease_until))
+    cursor = conn.execute(f"UPDATE notifications SET {sets} WHERE {where}", (*params, *held))  # noqa: S608 - fixed fragments
+    if cursor.rowcount != 1:
+        return False
     if outcome.result == "dead" and _is_latest_step(conn, n):
         _escalate_now(conn, n.incident_id, outcome.at)
     if outcome.counted:
@@ -209,6 +210,7 @@ def record(conn: Connection, outcome: DeliveryOutcome) -> None:
             message=outcome.describe(),
             data=outcome.data(),
         )
+    return True
 
 
 def notifications_of(conn: Connection, incident_id: int) -> list[Notification]:

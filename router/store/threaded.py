@@ -131,9 +131,10 @@ class ThreadedStore:
         renewed: bool = await self._write(job)
         return renewed
 
-    async def record_delivery(self, outcome: DeliveryOutcome) -> None:
-        """Store a delivery attempt's outcome."""
-        await self._write(partial(outbox.record, outcome=outcome))
+    async def record_delivery(self, outcome: DeliveryOutcome) -> bool:
+        """Store a delivery attempt's outcome, if its lease still holds."""
+        stored: bool = await self._write(partial(outbox.record, outcome=outcome))
+        return stored
 
     async def notifications_of(self, incident_id: int) -> list[Notification]:
         """An incident's notifications."""
