@@ -90,11 +90,7 @@ async def _deliver(settings: Settings, config: LoadedConfig, wake: int, reports:
     await webhooks.start()
     smtp = smtp_sender(settings)
     pipe, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(reports, "wb", 0))
-
-    def report(item: DeliveryReport) -> None:
-        if not pipe.is_closing():
-            pipe.write(json.dumps(item.to_json(), separators=(",", ":")).encode() + b"\n")
-
+    report = _Reports(pipe)
     outbox = make_outbox(
         settings,
         store,
@@ -104,7 +100,7 @@ async def _deliver(settings: Settings, config: LoadedConfig, wake: int, reports:
         signer=signer,
         clock=_now,
         metrics=Metrics(),  # unused: every attempt is reported to the parent instead
-        report=report,
+        report=report.add,
     )
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -120,6 +116,7 @@ async def _deliver(settings: Settings, config: LoadedConfig, wake: int, reports:
         await webhooks.close()
         await smtp.close()
         await store.close()
+        report.write()
         await _flush(pipe)
 
 
@@ -154,6 +151,25 @@ async def _run_until_stopped(
         await asyncio.wait_for(task, drain)
     except TimeoutError:
         log.warning("delivery_worker.drain_timeout", seconds=drain)
+
+
+class _Reports:
+    """Delivery reports for the parent, one JSON line each, written once per loop turn: a
+    write per page was a system call per page here and a wake-up per page there."""
+
+    def __init__(self, pipe: asyncio.WriteTransport) -> None:
+        self.pipe = pipe
+        self._lines: list[bytes] = []
+
+    def add(self, item: DeliveryReport) -> None:
+        if not self._lines:
+            asyncio.get_running_loop().call_soon(self.write)
+        self._lines.append(json.dumps(item.to_json(), separators=(",", ":")).encode() + b"\n")
+
+    def write(self) -> None:
+        lines, self._lines = self._lines, []
+        if lines and not self.pipe.is_closing():
+            self.pipe.write(b"".join(lines))
 
 
 async def _flush(pipe: asyncio.WriteTransport) -> None:
