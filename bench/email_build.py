@@ -3,7 +3,8 @@
     .venv/bin/python bench/email_build.py [--emails 2000] [--repeat 5]
 
 Measures whatever `router.notify.email` currently is (run it before and after a change to
-compare). The page is a real one: the shipped `config/` rendered by `render_email` for an
+compare), and in the same run the stdlib way of making the wire bytes against the direct one.
+The page is a real one: the shipped `config/` rendered by `render_email` for an
 aggregate-profit incident, once with an ASCII subject and once with a non-ASCII subject and
 recipient name (which need RFC 2047 encoding). Every email gets its own idempotency key, as
 in an alert storm; sender and recipient repeat, as they do in production (they come from the
@@ -11,8 +12,11 @@ configuration). Prints the best of `--repeat` runs in µs of process CPU time pe
 
 - `build`: `build_email(...)`;
 - `+as_bytes`: `build_email(...).as_bytes()` (the message's own policy);
-- `+wire`: `build_email(...)` then `aiosmtplib.email.flatten_message(...)`, the bytes that
-  `SmtpSender.send` puts on the wire (aiosmtplib writes with `email.policy.SMTP`).
+- `+wire`: `build_email(...)` then `aiosmtplib.email.flatten_message(...)`: the wire bytes
+  the stdlib way, as `SmtpSender.send` made them before `wire_email` (and still does for a
+  server without 8BITMIME, or a non-ASCII address);
+- `direct`: `wire_email(...)`, the same bytes written directly (checked equal first);
+- `ratio`: `+wire` / `direct`.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from aiosmtplib.email import flatten_message
 
 from router.config import load_team_model
 from router.model import Incident, Link
-from router.notify.email import build_email
+from router.notify.email import build_email, wire_email
 from router.notify.message import EmailMessage, PageContext
 from router.notify.render import render_email
 
@@ -98,7 +102,24 @@ def _build_and_flatten(page: EmailMessage) -> object:
     return flatten_message(build_email(page, SENDER, NOW))
 
 
-STEPS = {"build": _build, "+as_bytes": _build_and_serialise, "+wire": _build_and_flatten}
+def _direct(page: EmailMessage) -> object:
+    return wire_email(page, SENDER, NOW)
+
+
+STEPS = {
+    "build": _build,
+    "+as_bytes": _build_and_serialise,
+    "+wire": _build_and_flatten,
+    "direct": _direct,
+}
+
+
+def _check_same_bytes(page: EmailMessage) -> None:
+    """The two ways must agree byte for byte (same boundary), or the comparison is moot."""
+    boundary = "=" * 15 + "0" * 32 + "=="
+    stdlib = flatten_message(build_email(page, SENDER, NOW, boundary=boundary))
+    if wire_email(page, SENDER, NOW, boundary=boundary) != stdlib:
+        raise SystemExit("wire_email and the stdlib path differ: not measuring")
 
 
 def main() -> None:
@@ -115,15 +136,16 @@ def main() -> None:
         ),
     }
     print(f"µs of CPU per email, best of {args.repeat} runs of {args.emails} emails")
-    print(f"{'variant':<10}" + "".join(f"{step:>12}" for step in STEPS))
+    print(f"{'variant':<10}" + "".join(f"{step:>12}" for step in [*STEPS, "ratio"]))
     for name, page in variants.items():
         pages = [replace(page, idempotency_key=_key(n)) for n in range(args.emails)]
-        _build_and_flatten(pages[0])  # warm-up: imports, caches
-        row = [
-            min(_cpu_us_per_email(step, pages) for _ in range(args.repeat))
-            for step in STEPS.values()
-        ]
-        print(f"{name:<10}" + "".join(f"{us:>12.1f}" for us in row))
+        _check_same_bytes(pages[0])  # and a warm-up: imports, caches
+        best = {
+            step: min(_cpu_us_per_email(work, pages) for _ in range(args.repeat))
+            for step, work in STEPS.items()
+        }
+        ratio = best["+wire"] / best["direct"]
+        print(f"{name:<10}" + "".join(f"{us:>12.1f}" for us in best.values()) + f"{ratio:>11.1f}x")
 
 
 if __name__ == "__main__":

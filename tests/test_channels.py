@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from router import __version__
 from router.errors import PermanentDeliveryError, TransientDeliveryError
-from router.notify.email import SmtpSender, build_email, message_id
+from router.notify.email import RESET_CHECK_AFTER, SmtpSender, build_email, message_id
 from router.notify.message import EmailMessage, WebhookMessage
 from router.notify.webhook import WebhookSender
 from router.settings import Settings
@@ -38,6 +38,7 @@ from services import free_port
 
 NOW = 1_790_000_000.0  # a fixed instant (2026-09-21), unix seconds
 KEY = "incident-7/incident.triggered/round-1/step-1/member:Alice/email"
+SENDER = "Pipeline Alerts <alerts@router.example>"
 SECRET = "webhook-secret-do-not-print"
 PASSWORD = "smtp-password-do-not-print"
 
@@ -128,7 +129,7 @@ def _sender(controller: Controller, **changes: Any) -> SmtpSender:
         "username": None,
         "password": None,
         "starttls": False,
-        "sender": "Pipeline Alerts <alerts@router.example>",
+        "sender": SENDER,
         "timeout": 5.0,
     }
     options.update(changes)
@@ -230,6 +231,57 @@ async def test_a_non_ascii_subject_and_body_arrive_intact(smtp_server: SmtpServe
     body = mail.get_body(preferencelist=("plain",))
     assert body is not None
     assert body.get_content() == "Grüße\r\n"  # SMTP line endings
+
+
+BOUNDARY = "=" * 15 + "0123456789abcdef" * 2 + "=="
+
+
+@pytest.mark.parametrize(
+    ("server_options", "cte_type"),
+    [
+        ({}, "8bit"),  # 8BITMIME: the bytes router.notify.email writes itself
+        ({"decode_data": True}, "7bit"),  # no 8BITMIME: aiosmtplib re-encodes the stdlib's
+    ],
+)
+async def test_the_server_receives_the_bytes_the_stdlib_would_have_written(
+    smtp_server: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    server_options: dict[str, Any],
+    cte_type: str,
+) -> None:
+    monkeypatch.setattr("router.notify.email._boundary", lambda: BOUNDARY)
+    built: list[MimeMessage] = []
+
+    def spy(*args: Any, **kwargs: Any) -> MimeMessage:
+        built.append(build_email(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr("router.notify.email.build_email", spy)
+    collector = Collector()
+    page = _email(
+        subject="[FIRING] Zoë's pipeline — ✓ late",
+        text="Grüße\n.\n..hidden?\nFrom here\n",
+        html="<p>" + "é" * 600 + "</p>",
+    )
+    await _sender(smtp_server(collector, **server_options)).send(page)
+
+    envelope = collector.envelopes[0]
+    sent_at = email.utils.parsedate_to_datetime(_parsed(envelope)["Date"]).timestamp()
+    mail = build_email(page, SENDER, sent_at, boundary=BOUNDARY)
+    assert envelope.original_content == flatten_message(mail, cte_type=cte_type)
+    assert ("BODY=8BITMIME" in envelope.mail_options) == (cte_type == "8bit")
+    assert bool(built) == (cte_type == "7bit")  # no MIME tree where the bytes are written directly
+
+
+async def test_a_non_ascii_address_goes_with_smtputf8(smtp_server: SmtpServer) -> None:
+    collector = Collector()
+    controller = smtp_server(collector, enable_SMTPUTF8=True)
+    await _sender(controller).send(_email(to="Zoë <zoë@example.com>"))
+
+    envelope = collector.envelopes[0]
+    assert envelope.rcpt_tos == ["zoë@example.com"]
+    assert "SMTPUTF8" in envelope.mail_options
+    assert _received(collector)["To"] == "Zoë <zoë@example.com>"
 
 
 async def test_smtp_login_is_used_when_a_username_is_given(smtp_server: SmtpServer) -> None:
@@ -438,8 +490,45 @@ class RefuseFirstRecipient(Collector):
 class RefuseReset(Collector):
     """Answers every RSET with 502: a session that fails the check before it is reused."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.resets = 0
+
     async def handle_RSET(self, server: Any, session: Any, envelope: Envelope) -> str:  # noqa: N802
+        self.resets += 1
         return "502 not today"
+
+
+class FailSecondTransaction(Collector):
+    """Accepts one message per connection; in the next transaction on it, answers the
+    command `at` ("MAIL" or "DATA") with `reply`, or with none at all (None: the connection
+    is dropped when the command arrives), as a server that gave up on the session while it
+    was parked. Notes the connection of every MAIL."""
+
+    def __init__(self, at: str, reply: str | None) -> None:
+        super().__init__()
+        self.at = at
+        self.reply = reply
+        self.mail_peers: list[Any] = []
+
+    def _fail(self, server: Any, session: Any, command: str) -> str | None:
+        if command != self.at or session.peer not in self.peers:
+            return None
+        if self.reply is None:
+            server.transport.close()
+        return self.reply or "250 unheard"
+
+    async def handle_MAIL(  # noqa: N802
+        self, server: Any, session: Any, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        self.mail_peers.append(session.peer)
+        envelope.mail_from = address
+        return self._fail(server, session, "MAIL") or "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:  # noqa: N802
+        return self._fail(server, session, "DATA") or await super().handle_DATA(
+            server, session, envelope
+        )
 
 
 class FakeClock:
@@ -491,12 +580,73 @@ async def test_a_relay_that_is_gone_fails_the_send_after_one_fresh_attempt() -> 
 
 async def test_a_session_that_fails_the_reset_check_is_replaced(smtp_server: SmtpServer) -> None:
     collector = RefuseReset()
-    sender = _sender(smtp_server(collector))
+    clock = FakeClock()
+    sender = _sender(smtp_server(collector), clock=clock)
     await sender.send(_email())
+    clock.now += RESET_CHECK_AFTER  # idle long enough to be checked before reuse
     await sender.send(_email())
 
+    assert collector.resets == 1
     assert len(collector.envelopes) == 2
     assert len(set(collector.peers)) == 2
+
+
+async def test_a_session_parked_moments_ago_is_reused_without_a_reset_check(
+    smtp_server: SmtpServer,
+) -> None:
+    collector = RefuseReset()
+    clock = FakeClock()
+    sender = _sender(smtp_server(collector), clock=clock)
+    await sender.send(_email())
+    clock.now += RESET_CHECK_AFTER * 0.9
+    await sender.send(_email())
+
+    assert collector.resets == 0
+    assert len(collector.envelopes) == 2
+    assert len(set(collector.peers)) == 1
+
+
+@pytest.mark.parametrize("reply", [None, "421 closing the session"])
+async def test_a_session_parked_moments_ago_and_gone_on_mail_from_is_replaced_by_a_fresh_one(
+    smtp_server: SmtpServer, reply: str | None
+) -> None:
+    collector = FailSecondTransaction("MAIL", reply)
+    clock = FakeClock()
+    sender = _sender(smtp_server(collector), clock=clock)
+    await sender.send(_email())
+    await sender.send(_email())  # parked 0 s ago: no RSET, its MAIL FROM finds it gone
+
+    first, fresh = collector.peers
+    assert fresh != first
+    assert collector.mail_peers == [first, first, fresh]  # one fresh session, no more
+
+
+async def test_a_session_parked_moments_ago_refusing_the_sender_is_not_retried(
+    smtp_server: SmtpServer,
+) -> None:
+    collector = FailSecondTransaction("MAIL", "451 sender rate limited")
+    clock = FakeClock()
+    sender = _sender(smtp_server(collector), clock=clock)
+    await sender.send(_email())
+    with pytest.raises(TransientDeliveryError, match="451 sender rate limited"):
+        await sender.send(_email())  # a live server's answer: classified, as on any session
+
+    assert len(set(collector.mail_peers)) == 1
+
+
+@pytest.mark.parametrize("reply", [None, "451 lost the spool"])
+async def test_a_session_parked_moments_ago_failing_after_mail_from_is_a_transient_failure(
+    smtp_server: SmtpServer, reply: str | None
+) -> None:
+    collector = FailSecondTransaction("DATA", reply)
+    clock = FakeClock()
+    sender = _sender(smtp_server(collector), clock=clock)
+    await sender.send(_email())
+    with pytest.raises(TransientDeliveryError):
+        await sender.send(_email())  # the email may have been offered: the outbox retries it
+
+    assert len(set(collector.mail_peers)) == 1  # no second session for it
+    assert len(collector.envelopes) == 1
 
 
 async def test_an_smtp_error_discards_the_session(smtp_server: SmtpServer) -> None:

@@ -7,11 +7,23 @@ the email was offered on it), and says whether a failure is worth retrying:
 or `PermanentDeliveryError` (SMTP 5xx, failed authentication, a server that lacks STARTTLS or
 AUTH when they are configured, an address that cannot be sent). Messages name the server and
 the recipient, never the password.
+
+An email is written straight to the bytes aiosmtplib would have made of `build_email`'s MIME
+message (`wire_email`, with router.notify.mime): building and serialising that tree was most
+of the CPU an email cost. The stdlib still writes the emails the direct path does not cover.
 """
 
 from __future__ import annotations
 
-__all__ = ["IDLE_TIMEOUT", "MAX_IDLE_SESSIONS", "SmtpSender", "build_email", "message_id"]
+__all__ = [
+    "IDLE_TIMEOUT",
+    "MAX_IDLE_SESSIONS",
+    "RESET_CHECK_AFTER",
+    "SmtpSender",
+    "build_email",
+    "message_id",
+    "wire_email",
+]
 
 import asyncio
 import contextlib
@@ -32,21 +44,29 @@ from email.policy import Policy
 from typing import Any, Self, cast
 
 import aiosmtplib
+from aiosmtplib.email import flatten_message
 
 from router.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from router.notify import mime
 from router.notify.message import EmailMessage
 from router.settings import Settings
 
 DEFAULT_TIMEOUT = 10.0
 _FALLBACK_DOMAIN = "pipeline-alert-router"
-# Characters of RFC 5322 `atext` kept as they are in a Message-ID; every other character
-# (including "." and the escape "=" itself) becomes "=XX" per UTF-8 byte, so the mapping from
-# key to id is one-to-one and the id is always a valid `dot-atom-text`.
-_ATEXT_KEPT = re.compile(r"[A-Za-z0-9!#$%&'*+\-/?^_`{|}~]")
+# Characters outside the part of RFC 5322 `atext` kept as it is in a Message-ID (every other
+# character, including "." and the escape "=" itself, becomes "=XX" per UTF-8 byte), so the
+# mapping from key to id is one-to-one and the id is always a valid `dot-atom-text`.
+_NOT_ATEXT_KEPT = re.compile(r"[^A-Za-z0-9!#$%&'*+\-/?^_`{|}~]+")
 _SERVER_TEXT_LIMIT = 200
 _CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})  # controls, format, line breaks
 MAX_IDLE_SESSIONS = 16  # as many as ROUTER_DELIVERY_PER_DESTINATION lets run at once
 IDLE_TIMEOUT = 30.0  # seconds; servers drop idle sessions too (RFC 5321 4.5.3.2.7: 5 minutes)
+# Seconds a kept session may have been idle and still be reused without an RSET check: a
+# server hardly drops a session within a second of a delivery, and in a storm sessions are
+# reused long before that (see SmtpSender).
+RESET_CHECK_AFTER = 1.0
+# What a failed SMTP step raises (ValueError: an address aiosmtplib will not send).
+_SMTP_ERRORS = (aiosmtplib.SMTPException, OSError, ValueError)
 
 # The message's own policy keeps long headers on one line (RFC 5322 allows 998 characters): a
 # folded subject reads back with a leading space in some parsers.
@@ -96,6 +116,15 @@ class _HeaderFactory(HeaderRegistry):
 
 
 _POLICY = email.policy.SMTP.clone(max_line_length=_MAX_LINE_LENGTH, header_factory=_HeaderFactory())
+# The policy aiosmtplib's flatten_message writes with (for ASCII addresses): what a header on
+# the wire looks like.
+_WIRE = email.policy.SMTP
+_KEY_HEADER = "X-Router-Idempotency-Key"
+# The headers between the idempotency key and Content-Type, as build_email stores them
+# (MIME-Version: set_content adds it before add_alternative makes the message multipart).
+_CONSTANT_HEADERS = (
+    b"Auto-Submitted: auto-generated\r\nX-Auto-Response-Suppress: All\r\nMIME-Version: 1.0\r\n"
+)
 
 
 def _has_control(text: str) -> bool:
@@ -105,6 +134,8 @@ def _has_control(text: str) -> bool:
 def _one_line(text: str) -> str:
     """`text` with every control or line-separator character replaced by a space, and runs of
     whitespace collapsed: a header value that cannot start a second header."""
+    if text.isascii() and text.isprintable():  # no control characters: skip the lookups
+        return " ".join(text.split())
     cleaned = "".join(
         " " if unicodedata.category(char) in _CONTROL_CATEGORIES else char for char in text
     )
@@ -114,11 +145,12 @@ def _one_line(text: str) -> str:
 def message_id(idempotency_key: str, domain: str = _FALLBACK_DOMAIN) -> str:
     """The Message-ID for a page: the same key always gives the same id, so a redelivery after
     a crash is recognisably the same message (and mail clients that dedupe by id drop it)."""
-    local = "".join(
-        char if _ATEXT_KEPT.fullmatch(char) else "".join(f"={b:02X}" for b in char.encode())
-        for char in idempotency_key
-    )
+    local = _NOT_ATEXT_KEPT.sub(_escaped, idempotency_key)
     return f"<{local}@{domain}>"
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return "".join(f"={byte:02X}" for byte in match[0].encode())
 
 
 @functools.lru_cache(maxsize=256)
@@ -161,10 +193,13 @@ def _boundary() -> str:
     return f"{'=' * 15}{secrets.token_hex(16)}=="
 
 
-def build_email(message: EmailMessage, sender: str, now: float) -> email.message.EmailMessage:
+def build_email(
+    message: EmailMessage, sender: str, now: float, *, boundary: str | None = None
+) -> email.message.EmailMessage:
     """The MIME message for `message` from `sender`, dated `now` (unix seconds): text and HTML
     alternatives, a Message-ID derived from the idempotency key, and headers that keep
-    auto-responders quiet. The subject is forced onto one line whatever it contains."""
+    auto-responders quiet. The subject is forced onto one line whatever it contains.
+    `boundary` is drawn by `_boundary()` unless given (tests fix it to compare bytes)."""
     from_header = _mailbox(sender, "sender")
     to_header = _mailbox(message.to, "recipient")
     mail = email.message.EmailMessage(policy=_POLICY)
@@ -175,13 +210,71 @@ def build_email(message: EmailMessage, sender: str, now: float) -> email.message
     mail.set_raw("Date", email.utils.format_datetime(datetime.fromtimestamp(now, UTC)))
     domain = from_header.addresses[0].domain
     mail["Message-ID"] = message_id(message.idempotency_key, domain)
-    _add_text(mail, "X-Router-Idempotency-Key", _one_line(message.idempotency_key))
+    _add_text(mail, _KEY_HEADER, _one_line(message.idempotency_key))
     mail.set_raw("Auto-Submitted", "auto-generated")  # RFC 3834: no vacation replies to a page
     mail.set_raw("X-Auto-Response-Suppress", "All")  # the same for Exchange/Outlook
     mail.set_content(message.text)
     mail.add_alternative(message.html, subtype="html")
-    mail.set_boundary(_boundary())
+    mail.set_boundary(_boundary() if boundary is None else boundary)
     return mail
+
+
+def wire_email(
+    message: EmailMessage, sender: str, now: float, *, boundary: str | None = None
+) -> bytes:
+    """The bytes of the email `build_email` makes, as aiosmtplib writes them for a server
+    with 8BITMIME and ASCII addresses: `flatten_message(build_email(...))`, byte for byte,
+    but written directly (`_fast_wire`) unless only the `email` package can write it."""
+    boundary = _boundary() if boundary is None else boundary
+    fast = _fast_wire(message, sender, now, boundary)
+    if fast is not None:
+        return fast
+    return flatten_message(build_email(message, sender, now, boundary=boundary))
+
+
+def _fast_wire(message: EmailMessage, sender: str, now: float, boundary: str) -> bytes | None:
+    """`flatten_message(build_email(...))` without building a MIME tree: the headers in
+    build_email's order, folded as `email.policy.SMTP` folds them (router.notify.mime; the
+    header registry for any value it does not cover), then the two parts. None if a body
+    cannot be encoded (a lone surrogate): the stdlib path raises there, as it always has."""
+    from_header = _mailbox(sender, "sender")
+    to_header = _mailbox(message.to, "recipient")
+    addresses = _wire_header("From", from_header) + _wire_header("To", to_header)
+    text = mime.text_part("plain", message.text)
+    # add_alternative makes the HTML part an EmailMessage, which set_content gives its own
+    # MIME-Version header.
+    html = mime.text_part("html", message.html, mime_version=True)
+    if text is None or html is None:
+        return None
+    subject = _one_line(message.subject)
+    msg_id = message_id(message.idempotency_key, from_header.addresses[0].domain)
+    key = _one_line(message.idempotency_key)
+    date = email.utils.format_datetime(datetime.fromtimestamp(now, UTC))
+    content_type = f'multipart/alternative; boundary="{boundary}"'
+    headers = (
+        addresses,
+        _folded("Subject", subject, mime.unstructured_header("Subject", subject)),
+        b"Date: %s\r\n" % date.encode(),
+        _folded("Message-ID", msg_id, mime.msg_id_header("Message-ID", msg_id)),
+        _folded(_KEY_HEADER, key, mime.unstructured_header(_KEY_HEADER, key)),
+        _CONSTANT_HEADERS,
+        _folded("Content-Type", content_type, mime.multipart_content_type("alternative", boundary)),
+    )
+    return mime.multipart(b"".join(headers), boundary, (text, html))
+
+
+def _folded(name: str, value: str, fast: bytes | None) -> bytes:
+    """`fast`, or else the header as build_email stores it (parsed by the header registry)
+    and aiosmtplib writes it (`email.policy.SMTP`)."""
+    if fast is not None:
+        return fast
+    return _wire_header(name, _POLICY.header_factory(name, value))
+
+
+def _wire_header(name: str, header: object) -> bytes:
+    """What BytesGenerator writes for a stored header object (which remembers its folding:
+    see _Header), with the policy aiosmtplib gives it."""
+    return _WIRE.fold_binary(name, cast(str, header))  # header objects are str subclasses
 
 
 def _server_text(text: str) -> str:
@@ -238,10 +331,93 @@ async def _quit(smtp: aiosmtplib.SMTP) -> None:
     smtp.close()
 
 
+class _Session(aiosmtplib.SMTP):
+    """An SMTP session that notes when the server accepts a MAIL command (`mail_accepted`,
+    cleared before each transaction): until it has, nothing of the email was offered on it.
+    aiosmtplib's sendmail and send_message both issue MAIL through this method."""
+
+    mail_accepted = False
+
+    async def mail(self, *args: Any, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+        response = await super().mail(*args, **kwargs)
+        self.mail_accepted = True
+        return response
+
+
 @dataclass(slots=True)
 class _Idle:
-    smtp: aiosmtplib.SMTP
+    smtp: _Session
     since: float  # on the sender's clock
+
+
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    """One email ready to send: the envelope, and its bytes (`wire_email`) when they can be
+    written directly; else `built` is the stdlib's message, for aiosmtplib to write."""
+
+    message: EmailMessage
+    sender: str  # the From header, as configured
+    now: float
+    mail_from: str
+    rcpt_to: str
+    wire: bytes | None
+    built: email.message.EmailMessage | None
+
+    @classmethod
+    def of(cls, message: EmailMessage, sender: str, now: float) -> _Outgoing:
+        """Raises PermanentDeliveryError for an unusable address, before any connection."""
+        mail_from = _mailbox(sender, "sender").addresses[0].addr_spec
+        rcpt_to = _mailbox(message.to, "recipient").addresses[0].addr_spec
+        wire = None
+        # A non-ASCII address needs SMTPUTF8, and aiosmtplib then writes the headers with
+        # another policy: send_message's business.
+        if (mail_from + rcpt_to).isascii():
+            wire = _fast_wire(message, sender, now, _boundary())
+        # Built now if needed, as an email that cannot be built fails before any connection.
+        built = build_email(message, sender, now) if wire is None else None
+        return cls(message, sender, now, mail_from, rcpt_to, wire, built)
+
+    def stdlib_message(self) -> email.message.EmailMessage:
+        """The stdlib's message, for a server that needs send_message to write it."""
+        if self.built is not None:
+            return self.built
+        return build_email(self.message, self.sender, self.now)
+
+
+async def _greet(smtp: aiosmtplib.SMTP) -> None:
+    """EHLO (HELO for a server without ESMTP) unless done on this session, as send_message
+    does first: the reply says whether the server takes 8-bit content."""
+    if not smtp.is_ehlo_or_helo_needed:
+        return
+    try:
+        await smtp.ehlo()
+    except aiosmtplib.SMTPHeloError:
+        if not smtp.is_connected:
+            raise
+        await smtp.helo()
+
+
+async def _offer(smtp: aiosmtplib.SMTP, outgoing: _Outgoing) -> None:
+    """One transaction for `outgoing`. Its bytes go as they are where the server takes 8-bit
+    content, with the option send_message would give them (BODY=8BITMIME); else
+    send_message writes the stdlib's message (and re-encodes 8-bit parts for the server)."""
+    await _greet(smtp)
+    if outgoing.wire is not None and smtp.supports_extension("8bitmime"):
+        await smtp.sendmail(
+            outgoing.mail_from, [outgoing.rcpt_to], outgoing.wire, mail_options=["BODY=8BITMIME"]
+        )
+    else:
+        await smtp.send_message(
+            outgoing.stdlib_message(), sender=outgoing.mail_from, recipients=[outgoing.rcpt_to]
+        )
+
+
+def _gone(err: Exception) -> bool:
+    """Whether `err` says the session itself is gone (dropped, silent, or closing with 421)
+    rather than that the server refused something on a live one."""
+    if isinstance(err, aiosmtplib.SMTPResponseException):
+        return err.code == 421
+    return isinstance(err, ConnectionError | TimeoutError)
 
 
 class SmtpSender:
@@ -256,9 +432,12 @@ class SmtpSender:
 
     The price is a session that died while idle (the server's idle timeout, a restart, a
     firewall forgetting the connection). A reused session is reset (RSET) first; if that fails,
-    nothing was offered on it and the email goes over one fresh session instead. That is the
-    only case in which this channel tries twice; every failure on the session that carries
-    the email is classified and raised.
+    nothing was offered on it and the email goes over one fresh session instead. In a storm
+    that check is a round trip per email, so a session parked less than `reset_check_after`
+    seconds ago is not reset: the email's own MAIL command is the check, and if the session
+    turns out gone before the server accepted MAIL, again nothing was offered and the email
+    goes over one fresh session. Those are the only cases in which this channel tries twice;
+    every other failure on the session that carries the email is classified and raised.
     """
 
     def __init__(
@@ -273,6 +452,7 @@ class SmtpSender:
         timeout: float = DEFAULT_TIMEOUT,
         max_idle: int = MAX_IDLE_SESSIONS,
         idle_timeout: float = IDLE_TIMEOUT,
+        reset_check_after: float = RESET_CHECK_AFTER,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host = host
@@ -284,6 +464,7 @@ class SmtpSender:
         self.timeout = timeout
         self.max_idle = max_idle
         self.idle_timeout = idle_timeout
+        self.reset_check_after = reset_check_after
         self._clock = clock
         self._idle: list[_Idle] = []  # the most recently used last
         self._reaper: asyncio.TimerHandle | None = None
@@ -337,43 +518,59 @@ class SmtpSender:
         attempted. `timeout` bounds each step: connect, every command, the TLS handshake.
         """
         where = f"email to {message.to} via {self.host}:{self.port}"
-        mail = build_email(message, self.sender, time.time())
-        sender = _mailbox(self.sender, "sender").addresses[0].addr_spec
-        recipient = _mailbox(message.to, "recipient").addresses[0].addr_spec
+        outgoing = _Outgoing.of(message, self.sender, time.time())
         try:
-            smtp = await self._session()
-        except (aiosmtplib.SMTPException, OSError, ValueError) as err:
+            smtp, checked = await self._session()
+        except _SMTP_ERRORS as err:
             raise _classify(err, where) from err
         try:
-            await smtp.send_message(mail, sender=sender, recipients=[recipient])
-        except (aiosmtplib.SMTPException, OSError, ValueError) as err:
-            self._discard(smtp, err)
+            await self._attempt(smtp, outgoing)
+            return
+        except _SMTP_ERRORS as err:
+            if checked or smtp.mail_accepted or not _gone(err):
+                raise _classify(err, where) from err
+        # An unchecked session, gone before the server accepted MAIL: nothing was offered
+        # on it, so, as after a failed RSET, the email goes over one fresh session.
+        try:
+            await self._attempt(await self._connect(), outgoing)
+        except _SMTP_ERRORS as err:
             raise _classify(err, where) from err
-        except BaseException as err:  # cancelled mid-transaction
+
+    async def _attempt(self, smtp: _Session, outgoing: _Outgoing) -> None:
+        """Send over `smtp`, then keep it; after any failure it is discarded."""
+        smtp.mail_accepted = False
+        try:
+            await _offer(smtp, outgoing)
+        except BaseException as err:  # cancellation too: the session is mid-transaction
             self._discard(smtp, err)
             raise
         self._park(smtp)
 
-    async def _session(self) -> aiosmtplib.SMTP:
-        """The most recently used idle session if it still answers RSET, else a new one."""
+    async def _session(self) -> tuple[_Session, bool]:
+        """The most recently used idle session, else a new one; and whether it is known to
+        be alive. One parked less than `reset_check_after` seconds ago is taken unchecked
+        (see `send`); an older one must answer RSET, or a new one is opened instead."""
         self._expire()
         if not self._idle:
-            return await self._connect()
-        smtp = self._idle.pop().smtp
+            return await self._connect(), True
+        entry = self._idle.pop()
+        smtp = entry.smtp
+        if self._clock() - entry.since < self.reset_check_after:
+            return smtp, False
         try:
             await smtp.rset()
         except Exception as err:
             # Dropped by the server (or a firewall) while idle, most likely. Nothing was
             # offered on it, so the email goes over a fresh session: the one retry here.
             self._discard(smtp, err)
-            return await self._connect()
+            return await self._connect(), True
         except BaseException:
             smtp.close()
             raise
-        return smtp
+        return smtp, True
 
-    async def _connect(self) -> aiosmtplib.SMTP:
-        smtp = aiosmtplib.SMTP(
+    async def _connect(self) -> _Session:
+        smtp = _Session(
             hostname=self.host,
             port=self.port,
             username=self.username,
@@ -384,7 +581,7 @@ class SmtpSender:
         await smtp.connect()  # closes the connection itself if a step fails
         return smtp
 
-    def _park(self, smtp: aiosmtplib.SMTP) -> None:
+    def _park(self, smtp: _Session) -> None:
         """Keep a session that has just sent an email, if the pool has room."""
         if len(self._idle) >= self.max_idle:
             self._retire(smtp)
