@@ -12,7 +12,7 @@ from datetime import datetime
 
 from router.acklinks import AckSigner
 from router.errors import PermanentDeliveryError
-from router.notify.message import EmailMessage, Event, PageContext, WebhookMessage
+from router.notify.message import ASKS_FOR_ACTION, EmailMessage, Event, PageContext, WebhookMessage
 from router.notify.render import render_email, render_generic, render_slack
 from router.store.base import Delivery
 from router.teammodel import TeamModel, WebhookChannel
@@ -75,7 +75,7 @@ def context(model: TeamModel, delivery: Delivery, links: LinkMaker, now: datetim
     pipeline = model.pipeline(incident.pipeline) if incident.pipeline else None
     runbook = model.runbooks.get(pipeline.runbook) if pipeline and pipeline.runbook else None
     event: Event = n.event  # type: ignore[assignment]  # written by the planner from Event
-    asks_ack = event in {"incident.triggered", "incident.escalated"}
+    asks_ack = event in ASKS_FOR_ACTION
     return PageContext(
         event=event,
         incident=incident,

@@ -24,7 +24,7 @@ import tenacity
 from router.delivery import Destination, LinkMaker, build, context, destination
 from router.errors import PermanentDeliveryError, TransientDeliveryError
 from router.metrics import Metrics
-from router.notify.message import EmailMessage, WebhookMessage
+from router.notify.message import ASKS_FOR_ACTION, EmailMessage, WebhookMessage
 from router.store.base import Delivery, DeliveryOutcome, Store, StoreUnavailableError
 from router.teammodel import TeamModel
 
@@ -421,5 +421,5 @@ class Outbox:
 def _moot(delivery: Delivery) -> bool:
     """A page asking for action is not sent once the incident is acknowledged or resolved
     (resolve ends it; a late FIRING could reopen it in a downstream pager)."""
-    asks_action = delivery.notification.event in {"incident.triggered", "incident.escalated"}
+    asks_action = delivery.notification.event in ASKS_FOR_ACTION
     return asks_action and delivery.incident.status != "open"

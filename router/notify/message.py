@@ -3,7 +3,7 @@ rendered messages a channel sends."""
 
 from __future__ import annotations
 
-__all__ = ["EmailMessage", "Event", "PageContext", "WebhookMessage"]
+__all__ = ["ASKS_FOR_ACTION", "EmailMessage", "Event", "PageContext", "WebhookMessage"]
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +15,8 @@ from router.teammodel import Pipeline, Runbook
 Event = Literal[
     "incident.triggered", "incident.escalated", "incident.acknowledged", "incident.resolved"
 ]
+# The pages that ask the person paged to act (and carry an ack link); the others only tell.
+ASKS_FOR_ACTION: frozenset[Event] = frozenset({"incident.triggered", "incident.escalated"})
 
 
 @dataclass(frozen=True, slots=True)

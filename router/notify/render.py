@@ -30,7 +30,7 @@ from html import escape
 from urllib.parse import urlsplit
 
 from router.model import Link
-from router.notify.message import EmailMessage, Event, PageContext
+from router.notify.message import ASKS_FOR_ACTION, EmailMessage, Event, PageContext
 from router.routing import UNKNOWN_PIPELINE
 from router.teammodel import Pipeline, Runbook
 
@@ -89,7 +89,7 @@ def _pipeline_name(ctx: PageContext) -> str:
 
 def _ack_url(ctx: PageContext) -> str | None:
     """The ack link, only while acknowledging still means something."""
-    actionable = ctx.event in ("incident.triggered", "incident.escalated")
+    actionable = ctx.event in ASKS_FOR_ACTION
     return ctx.ack_url if actionable and ctx.incident.status == "open" else None
 
 

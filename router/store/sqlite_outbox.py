@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from router.model import Incident, Link, Notification, NotificationStatus
-from router.notify.message import Event
+from router.notify.message import ASKS_FOR_ACTION, Event
 from router.paging import Planned, StepPlan
 from router.store.base import Delivery, DeliveryOutcome, OutboxStats
 from router.store.dbapi import Connection, dialect
@@ -254,7 +254,7 @@ def meta_secret(conn: Connection, key: str) -> str:
 def _is_latest_step(conn: Connection, n: Notification) -> bool:
     """Whether `n` pages for the step fired last: a dead page of an earlier step must not
     cut the current step's wait short."""
-    if n.event not in {"incident.triggered", "incident.escalated"}:
+    if n.event not in ASKS_FOR_ACTION:
         return False
     latest = conn.execute(
         """SELECT round, step FROM notifications WHERE incident_id = ?
