@@ -20,7 +20,8 @@ def to_text(instant: datetime) -> str:
     last, text = _last_text
     if instant is not last:
         # One job writes the same instant into half a dozen columns: format it once.
-        text = instant.astimezone(UTC).isoformat(timespec="microseconds")
+        in_utc = instant if instant.tzinfo is UTC else instant.astimezone(UTC)
+        text = in_utc.isoformat(timespec="microseconds")
         _last_text = (instant, text)
     return text
 
@@ -40,6 +41,13 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=s
 
 def dumps(value: object) -> str:
     """Compact JSON for a JSON column (one encoder: this runs several times per alert)."""
+    # Most labels, details, links and flags columns are empty: 12 % of the ingest job was
+    # spent encoding, most of it on these.
+    if not value:
+        if isinstance(value, dict):
+            return "{}"
+        if isinstance(value, list | tuple):
+            return "[]"
     return _ENCODER.encode(value)
 
 

@@ -116,7 +116,7 @@ def _open(conn: Connection, routed: Routed, at: str) -> Incident | None:
         """INSERT INTO incidents (dedup_key, status, pipeline, name, summary, severity, count,
                opened_at, updated_at, escalation, source, flags)
            VALUES (?, 'open', ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)
-           ON CONFLICT (dedup_key) WHERE status <> 'resolved' DO NOTHING RETURNING *""",
+           ON CONFLICT (dedup_key) WHERE status <> 'resolved' DO NOTHING RETURNING id""",
         (
             routed.dedup_key,
             alert.pipeline,
@@ -130,7 +130,25 @@ def _open(conn: Connection, routed: Routed, at: str) -> Incident | None:
             dumps(list(routed.flags)),
         ),
     ).fetchone()
-    return None if row is None else incident_from_row(row)
+    if row is None:
+        return None
+    # What RETURNING * would read back, without reading it back (the incident is new).
+    opened = from_text(at)
+    return Incident(
+        id=int(row["id"]),
+        status="open",
+        pipeline=alert.pipeline,
+        dedup_key=routed.dedup_key,
+        name=alert.name,
+        summary=alert.summary,
+        severity=alert.severity,
+        count=1,
+        opened_at=opened,
+        updated_at=opened,
+        escalation=routed.escalation,
+        source=alert.source,
+        flags=tuple(routed.flags),
+    )
 
 
 def _insert_alert(
