@@ -113,10 +113,10 @@ async def _deliver(settings: Settings, config: LoadedConfig, wake: int, reports:
         await _run_until_stopped(outbox.run(stop), stop, settings.drain_timeout_seconds)
     finally:
         loop.remove_reader(wake)
+        report.write()  # first: a close that fails must not keep reports from the parent
         await webhooks.close()
         await smtp.close()
         await store.close()
-        report.write()
         await _flush(pipe)
 
 

@@ -281,15 +281,18 @@ class Outbox:
     async def _deliver(self, delivery: Delivery) -> None:
         """One notification; an unexpected error dead-letters it, never the whole pass."""
         structlog.contextvars.bind_contextvars(incident=delivery.notification.incident_id)
+        # The delivery under the lease held now: a renewal appends it, and an outcome is
+        # recorded only under the row's current lease.
+        held = [delivery]
         try:
-            await self._deliver_checked(delivery)
+            await self._deliver_checked(delivery, held)
         except StoreUnavailableError:
             raise  # the lease expires and the notification is retried: nothing is lost
         except Exception as err:
             log.exception("notification.unexpected_error", notification=delivery.notification.id)
-            await self._record(delivery, "dead", f"unexpected error: {type(err).__name__}: {err}")
+            await self._record(held[-1], "dead", f"unexpected error: {type(err).__name__}: {err}")
 
-    async def _deliver_checked(self, delivery: Delivery) -> None:
+    async def _deliver_checked(self, delivery: Delivery, held: list[Delivery]) -> None:
         if _moot(delivery):
             status = delivery.incident.status
             await self._record(delivery, "cancelled", f"the incident is {status}")
@@ -316,11 +319,12 @@ class Outbox:
                 )
                 await self.store.record_delivery(outcome)
                 return
-            held = await self._lease_is_ours(delivery)
-            if held is None:
+            renewed = await self._lease_is_ours(delivery)
+            if renewed is None:
                 log.warning("notification.lease_lost", notification=delivery.notification.id)
                 return
-            await self._attempt(model, held, target)
+            held.append(renewed)
+            await self._attempt(model, renewed, target)
 
     async def _lease_is_ours(self, delivery: Delivery) -> Delivery | None:
         """The delivery under a lease that covers an attempt, or None if another worker has
@@ -343,11 +347,14 @@ class Outbox:
         # timeout): past it, another worker may claim the page and send it in parallel. A
         # tenth of the lease is kept for recording the outcome.
         left = delivery.lease_until - now - self.policy.lease / 10
+        bound = asyncio.timeout(max(0.0, left.total_seconds()))
         try:
-            async with asyncio.timeout(max(0.0, left.total_seconds())):
+            async with bound:
                 await self._send(message, now)
-        except TimeoutError:
+        except TimeoutError as err:
             what = f"the attempt outlasted its lease ({left.total_seconds():.0f} s)"
+            if not bound.expired():  # a sender's own, unclassified: still worth a retry
+                what = f"timed out: {err or type(err).__name__}"
             await self._failed(delivery, target, TransientDeliveryError(what))
         except TransientDeliveryError as err:
             await self._failed(delivery, target, err)

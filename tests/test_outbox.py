@@ -1016,3 +1016,37 @@ async def test_an_outcome_recorded_after_another_worker_took_the_lease_is_droppe
     sent = DeliveryOutcome(current.notification, "sent", router.clock.now)
     assert await store.record_delivery(replace(sent, lease_until=current.lease_until))
     assert (await router.notification(incident, "webhook"))["status"] == "sent"
+
+
+async def test_an_unexpected_error_after_the_lease_was_renewed_still_dead_letters_the_page(
+    make_router: MakeRouter,
+    make_model: MakeModel,
+    receiver: StartReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A page that waited past half its lease for its turn is sent under a renewed lease: an
+    unexpected error in that attempt is recorded under the renewed lease too, not dropped as
+    if another worker had taken the page (which would leave it `sending`, then claim it
+    again after every lease)."""
+    hook = await receiver(200)
+    router = await make_router(team(make_model, webhooks={"Alice": hook.url}))
+    incident = await router.alert()
+    store = router.app[STORE]
+    claim = store.claim_deliveries
+
+    async def claim_then_wait(now: datetime, limit: int, lease: timedelta) -> list[Any]:
+        claimed = await claim(now, limit, lease)
+        router.clock.advance(lease * 0.6)  # the pages wait for their destination's turn
+        return claimed
+
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("a bug in the sender")
+
+    monkeypatch.setattr(store, "claim_deliveries", claim_then_wait)
+    monkeypatch.setattr(router.app[WEBHOOKS], "send", broken)
+    await router.deliver()
+
+    page = await router.notification(incident, "webhook")
+    assert page["status"] == "dead"
+    assert "unexpected error: RuntimeError" in page["last_error"]
+    assert (await router.notification(incident, "email"))["status"] == "sent"
