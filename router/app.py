@@ -196,6 +196,7 @@ async def _signal_handlers(app: web.Application) -> AsyncIterator[None]:
             log.info("shutdown.already_draining")
             return
         draining = True
+        log.info("router.stopping", drain_timeout_seconds=app[SETTINGS].drain_timeout_seconds)
         raise web.GracefulExit
 
     loop.add_signal_handler(signal.SIGHUP, lambda: _reload(app))
@@ -229,4 +230,5 @@ def run(settings: Settings) -> int:
     except OSError as err:
         log.error("router.cannot_listen", host=settings.host, port=settings.port, error=str(err))
         return 1
+    log.info("router.stopped")
     return 0

@@ -92,6 +92,9 @@ def test_serve_answers_health_and_oncall_then_exits_0_on_sigterm(
     _, stderr = process.communicate(timeout=5)
     events = [json.loads(line)["event"] for line in stderr.decode().splitlines() if line]
     assert "router.starting" in events
+    # An operator reading the log at 3 a.m. sees that it stopped, and that it meant to.
+    assert "router.stopping" in events
+    assert events[-1] == "router.stopped", events[-5:]
     assert TOKEN not in stderr.decode()
 
 
