@@ -11,7 +11,6 @@ from __future__ import annotations
 
 __all__ = ["SQLITE", "Connection", "Cursor", "Dialect", "dialect"]
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -49,13 +48,11 @@ class Dialect:
     name: str
     # Appended to a SELECT that claims rows: other replicas skip what one has locked.
     skip_locked: str
-    # What a violated unique constraint raises (another replica opened the incident first).
-    duplicate_errors: tuple[type[Exception], ...]
     # What a job may raise for losing a race it can win on a second try (a deadlock).
     retry_errors: tuple[type[Exception], ...] = ()
 
 
-SQLITE = Dialect("sqlite", "", (sqlite3.IntegrityError,))
+SQLITE = Dialect("sqlite", "")
 
 
 def dialect(conn: Connection) -> Dialect:

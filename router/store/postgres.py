@@ -33,7 +33,6 @@ log = structlog.get_logger(__name__)
 POSTGRES = Dialect(
     "postgresql",
     " FOR UPDATE SKIP LOCKED",
-    (psycopg.errors.UniqueViolation,),
     (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure),
 )
 _MIGRATION_LOCK = 0x524F55544552  # "ROUTER": one advisory lock key for schema changes
