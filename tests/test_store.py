@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -256,3 +257,19 @@ async def test_a_delivery_workers_store_neither_fsyncs_nor_checkpoints(tmp_path:
         assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("pipeline", ["aggregate-profit", None])
+async def test_a_new_incident_is_returned_exactly_as_it_is_stored(
+    store: ThreadedStore, pipeline: str | None
+) -> None:
+    """Opening an incident builds it from the values inserted instead of reading the row
+    back: the two must not differ (times, flags, a missing pipeline)."""
+    routed = _routed("fresh")
+    alert = replace(routed.alert, pipeline=pipeline)
+    flags = () if pipeline else ("unknown_pipeline",)
+    at = datetime(2026, 11, 26, 17, 0, 0, 123456, tzinfo=UTC)
+    [outcome] = await store.ingest([replace(routed, alert=alert, flags=flags)], at)
+    assert outcome.change is Change.OPEN
+    assert outcome.incident is not None
+    assert outcome.incident == await store.incident(outcome.incident.id)
