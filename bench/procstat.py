@@ -3,7 +3,7 @@ worker processes. Shared by the benchmark drivers (imported from the script's fo
 
 from __future__ import annotations
 
-__all__ = ["cpu_seconds", "memory_kib", "process_tree"]
+__all__ = ["cpu_seconds", "memory_kib", "own_cpu_seconds", "process_tree"]
 
 import os
 from pathlib import Path
@@ -23,7 +23,8 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
-def _own_cpu_seconds(pid: int) -> float:
+def own_cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of one process (all its threads, not its children)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -35,7 +36,7 @@ def _own_cpu_seconds(pid: int) -> float:
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time so far of a process, all its threads and its live descendants
     (a router's delivery worker processes count as the router)."""
-    return sum(_own_cpu_seconds(p) for p in process_tree(pid))
+    return sum(own_cpu_seconds(p) for p in process_tree(pid))
 
 
 def memory_kib(pid: int) -> dict[str, int]:
