@@ -158,13 +158,14 @@ async def test_a_worker_that_cannot_be_started_is_tried_again_not_given_up(
 ) -> None:
     """Fault injection: no Python to start (as if fork were refused)."""
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    monkeypatch.setattr("router.workers._FIRST_BACKOFF", 0.01)  # not a real second's wait
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'router.db'}")
     workers = DeliveryWorkers(
         settings, 1, on_report=lambda _report: None, model=lambda: shipped_model
     )
     with structlog.testing.capture_logs() as logged:
         await workers.start()
-        await _poll(  # the first try, then another after the 1 s back-off
+        await _poll(  # the first try, then another after the back-off
             lambda: sum(e["event"] == "delivery_worker.spawn_failed" for e in logged) >= 2,
             within=10,
             what="the failed start to be tried again",
