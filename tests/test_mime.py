@@ -18,9 +18,9 @@ import pytest
 from aiosmtplib.email import flatten_message
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from test_render import make_context, make_incident
 
 from router.config import load_team_model
-from router.model import Incident, Link
 from router.notify import email as channel
 from router.notify import mime
 from router.notify.email import _fast_wire, build_email, message_id, wire_email
@@ -147,22 +147,11 @@ def model() -> TeamModel:
 
 
 def _context(model: TeamModel, pipeline: str, event: Event, **changes: Any) -> PageContext:
-    """A page about an incident on `pipeline`, as tests/test_render.py builds them."""
-    opened = datetime(2026, 11, 24, 17, 0, tzinfo=UTC)
+    """A step-2 page about an incident on `pipeline`, built as tests/test_render.py builds
+    them, acknowledged or resolved as `event` says."""
     later = datetime(2026, 11, 24, 17, 25, tzinfo=UTC)
-    incident = Incident(
-        id=4217,
-        status="open",
-        pipeline=pipeline,
-        dedup_key="fp:cogs",
-        name="CogsFeedNulls",
-        summary="COGS feed has nulls in the 2026-11-24 partition",
-        severity="critical",
-        count=3,
-        opened_at=opened,
-        updated_at=opened,
-        escalation="investor",
-        source="alertmanager",
+    incident = make_incident(
+        id=4217, pipeline=pipeline, summary="COGS feed has nulls in the 2026-11-24 partition"
     )
     if event == "incident.acknowledged":
         incident = replace(
@@ -170,22 +159,16 @@ def _context(model: TeamModel, pipeline: str, event: Event, **changes: Any) -> P
         )
     elif event == "incident.resolved":
         incident = replace(incident, status="resolved", resolved_at=later, resolved_by="Bob")
-    known = model.pipeline(pipeline)
-    runbook = model.runbooks.get(known.runbook) if known and known.runbook else None
-    context = PageContext(
-        event=event,
-        incident=incident,
-        pipeline=known,
-        runbook=runbook,
-        recipient="Alice",
+    return make_context(
+        model,
+        event,
+        incident,
         step=2,
         reasons=("week 5 (cycle week 1): Alice primary, Bob backup", "escalation step 2"),
-        ack_url="https://router.example/ack/t0k3n?sig=ab&exp=1",
         incident_url="https://router.example/api/v1/incidents/4217",
         labels={"pipeline": pipeline, "alertname": "CogsFeedNulls", "severity": "critical"},
-        links=(Link("https://grafana.example/d/profit", "Dashboard"),),
+        **changes,
     )
-    return replace(context, **changes)
 
 
 def _shipped_pages(model: TeamModel) -> list[EmailMessage]:
