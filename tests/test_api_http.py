@@ -341,6 +341,19 @@ async def test_incident_list_refuses_a_bad_query_with_400_naming_it(
     assert (error["code"], error["details"]) == ("bad_query", [parameter])
 
 
+async def test_incident_list_finds_a_pipeline_named_with_unprintable_characters(
+    client: Client,
+) -> None:
+    """A tab or a no-break space inside a pipeline id is stored as sent: the filter finds it."""
+    for pipeline in ("nightly\tload", "data\u00a0lake"):
+        incident_id = await open_incident(client, pipeline, f"key-{pipeline}")
+        response = await client.get(
+            "/api/v1/incidents", params={"pipeline": pipeline}, headers=AUTH
+        )
+        assert response.status == 200, await response.text()
+        assert [i["id"] for i in (await json_of(response))["incidents"]] == [incident_id]
+
+
 # -- one incident -----------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from typing import Any, cast
 import structlog
 from aiohttp import web
 
+from router.ingest.common import clean_text
 from router.model import IncidentStatus
 from router.web.auth import CALLER
 from router.web.body import read_json
@@ -30,9 +31,12 @@ async def list_incidents(request: web.Request) -> web.Response:
     if status is not None and status not in STATUSES:
         raise ApiError(400, "bad_query", f"status must be one of {', '.join(STATUSES)}", ["status"])
     pipeline = query.get("pipeline")
-    if pipeline is not None and not pipeline.isprintable():
-        # NUL and lone surrogates name no pipeline, and PostgreSQL refuses them outright.
-        raise ApiError(400, "bad_query", "pipeline must be printable text", ["pipeline"])
+    if pipeline is not None and clean_text(pipeline) != pipeline:
+        # NUL and lone surrogates name no stored pipeline (intake cleans them), and PostgreSQL
+        # refuses them outright. Other unprintable text (a tab, a no-break space) may be one.
+        raise ApiError(
+            400, "bad_query", "pipeline must not contain NUL or lone surrogates", ["pipeline"]
+        )
     limit = _whole(query.get("limit", "100"), "limit", 1, MAX_LIMIT)
     cursor = query.get("cursor")
     before = None if cursor is None else _whole(cursor, "cursor", 1, 2**62)
