@@ -48,6 +48,11 @@ class MomentCache:
         self._oncall: OnCall | None = None
         self.resolved = 0  # how many times the on-call resolver really ran (for tests)
 
+    def forget(self) -> None:
+        """Drop what was read: the transaction it was read in did not commit (a runtime
+        entry it saw may not exist, and its generation may be counted again by another)."""
+        self._entries_key = None
+
     def at(
         self, model: TeamModel, now: datetime, generation: Hashable, load: RuntimeLoader
     ) -> Moment:

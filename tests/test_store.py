@@ -14,6 +14,7 @@ from typing import Any
 import psycopg.errors
 import pytest
 
+from router.config import load_team_model
 from router.incidents import Change
 from router.model import Alert
 from router.routing import Routed
@@ -30,6 +31,7 @@ from pg import PostgresServer
 MakeStore = Callable[[], ThreadedStore]
 
 NOW = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _routed(key: str, action: str = "trigger", summary: str = "COGS feed has nulls") -> Routed:
@@ -275,3 +277,46 @@ async def test_a_new_incident_is_returned_exactly_as_it_is_stored(
     assert outcome.change is Change.OPEN
     assert outcome.incident is not None
     assert outcome.incident == await store.incident(outcome.incident.id)
+
+
+async def test_a_failed_commit_leaves_no_runtime_entry_in_the_on_call_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An override added in a batch whose COMMIT failed must page nobody afterwards, even
+    once another entry brings the count of entries (the cache's key) back to that number."""
+    model = load_team_model(ROOT / "config")
+    store = SqliteStore(tmp_path / "router.db")
+    await store.open()
+    try:
+
+        async def paged(key: str) -> set[str]:
+            [outcome] = await store.ingest([_routed(key)], NOW, None, model)
+            assert outcome.incident is not None
+            return {n.recipient for n in await store.notifications_of(outcome.incident.id)}
+
+        primary = await paged("before")
+        ghost = next(m.name for m in model.team.members if m.name not in primary)
+        covers_now = {"slot": "primary", "from": NOW - timedelta(hours=1)}
+        covers_now["to"] = NOW + timedelta(hours=1)
+        failures = [sqlite3.OperationalError("disk I/O error")]
+
+        def commit_failing_once(conn: sqlite3.Connection) -> None:
+            if failures:
+                conn.execute("ROLLBACK")
+                raise failures.pop()
+            conn.execute("COMMIT")
+
+        monkeypatch.setattr("router.store.sqlite.commit", commit_failing_once)
+        batch = await asyncio.gather(  # one batch: the ingest reads the override just added
+            store.add_runtime(Override.model_validate({**covers_now, "who": ghost}), "ops", NOW),
+            store.ingest([_routed("during")], NOW, None, model),
+            return_exceptions=True,
+        )
+        assert [type(result) for result in batch] == [StoreUnavailableError] * 2
+        later = {"slot": "primary", "who": ghost, "from": NOW + timedelta(days=30)}
+        later["to"] = NOW + timedelta(days=31)
+        await store.add_runtime(Override.model_validate(later), "ops", NOW)
+
+        assert await paged("after") == primary
+    finally:
+        await store.close()

@@ -310,6 +310,7 @@ class ThreadedStore:
         try:
             results = await self._execute(jobs)
         except Exception as err:  # every waiting caller must hear of it
+            self._moments.forget()  # it may hold runtime entries of the batch rolled back
             log.error("store.commit_failed", error=str(err), batch=len(batch))
             failure = (
                 err if isinstance(err, StoreUnavailableError) else StoreUnavailableError(str(err))
