@@ -199,7 +199,13 @@ class SqliteStore(ThreadedStore):
             f"journal_size_limit={WAL_SIZE_LIMIT}",  # applied by this connection's commits
         ):
             conn.execute(f"PRAGMA {pragma}")
-        _migrate(conn)
+        # Migrations write: they take turns with the other processes' writers like every
+        # write, or a BEGIN on the event loop (`_begin_now`) could wait on SQLite's lock.
+        self._lock()
+        try:
+            _migrate(conn)
+        finally:
+            self._unlock()
         return conn
 
 
