@@ -62,12 +62,10 @@ def main() -> None:
 def serve(settings: Settings, model: TeamModel, slot: int, wake: int, reports: int) -> None:
     """Deliver until stopped, on the team model the serving process had in force; exits 1
     on an unusable database, 3 if the outbox loop ended by itself."""
-    configure_logging(settings.log_level, settings.log_format, secrets=known_secrets(settings))
+    secrets = known_secrets(settings, model)
+    configure_logging(settings.log_level, settings.log_format, secrets=secrets)
     structlog.contextvars.bind_contextvars(delivery_worker=slot)
     config = LoadedConfig.load(settings.config, _now(), model)
-    configure_logging(
-        settings.log_level, settings.log_format, secrets=known_secrets(model=config.model)
-    )
     # As in the serving process (router.app.run): what start-up allocated lives as long as
     # the process, so the collector need not walk it again (a full collection of it took
     # 25 ms here, a pause for every page in flight).
@@ -106,6 +104,8 @@ async def _deliver(settings: Settings, config: LoadedConfig, wake: int, reports:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: config.reload(_now()))
+    # Started with SIGHUP blocked (router.workers): one sent meanwhile is delivered now.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     os.set_blocking(wake, False)
     loop.add_reader(wake, _on_wake, wake, outbox.wake, stop)
     log.info("delivery_worker.ready", pid=os.getpid())

@@ -32,6 +32,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -142,6 +143,11 @@ class DeliveryWorkers:
                 # delivery for good.
                 log.error("delivery_worker.spawn_failed", worker=slot, error=str(err))
                 code = None
+            except Exception:
+                # A bug (a team model that does not pickle, say) must not end delivery
+                # silently with the supervisor: it is logged and tried again like the rest.
+                log.exception("delivery_worker.spawn_failed", worker=slot)
+                code = None
             else:
                 self._running[slot] = running
                 code = await self._exit_code(running.process)
@@ -159,38 +165,60 @@ class DeliveryWorkers:
         loop = asyncio.get_running_loop()
         wake_theirs, wake_ours = os.pipe()
         reports_ours, reports_theirs = os.pipe()
+        child_fds = (wake_theirs, reports_theirs)  # the same numbers in the child
+        # The child starts with SIGHUP blocked (the mask is inherited): a reload forwarded
+        # while it imports (most of a second) would otherwise end it. It unblocks SIGHUP
+        # once its loop handles it, and a SIGHUP sent meanwhile is delivered then.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "router.delivery_worker",
                 stdin=asyncio.subprocess.PIPE,
-                pass_fds=(wake_theirs, reports_theirs),
+                pass_fds=child_fds,
             )
         except BaseException:
             os.close(wake_ours)
             os.close(reports_ours)
             raise
         finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             # Our copies of the child's ends must go, or no side would ever see end of file.
             os.close(wake_theirs)
             os.close(reports_theirs)
-        assert process.stdin is not None
-        # The settings travel by pipe, not environment or argv: they hold secrets. So does
-        # the model in force, not the file: if the file was broken since (and the serving
-        # process kept its model), a restarted worker still delivers. A child that died at
-        # once fails this write; it is then waited for like any other exit.
-        started = (self.settings, self.model(), slot, wake_theirs, reports_theirs)
-        with contextlib.suppress(ConnectionError):
-            process.stdin.write(pickle.dumps(started))
-            await process.stdin.drain()
-        process.stdin.close()
         os.set_blocking(wake_ours, False)
-        transport, _ = await loop.connect_read_pipe(
-            lambda: _ReportLines(self.on_report), os.fdopen(reports_ours, "rb", buffering=0)
-        )
+        reports = os.fdopen(reports_ours, "rb", buffering=0)
+        try:
+            await self._hand_over(process, (self.settings, self.model(), slot, *child_fds))
+            transport, _ = await loop.connect_read_pipe(
+                lambda: _ReportLines(self.on_report), reports
+            )
+        except BaseException:
+            # A child that got no settings would wait on its stdin for ever.
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            os.close(wake_ours)
+            reports.close()
+            raise
         log.info("delivery_worker.started", worker=slot, pid=process.pid)
         return _Running(process, wake_ours, transport)
+
+    async def _hand_over(
+        self, process: asyncio.subprocess.Process, started: tuple[Any, ...]
+    ) -> None:
+        """Send the child what it starts on. The settings travel by pipe, not environment
+        or argv: they hold secrets. So does the model in force, not the file: if the file was
+        broken since (and the serving process kept its model), a restarted worker still
+        delivers. A child that died at once fails this write; it is then waited for like
+        any other exit."""
+        assert process.stdin is not None
+        handed = pickle.dumps(started)
+        with contextlib.suppress(ConnectionError):
+            process.stdin.write(handed)
+            await process.stdin.drain()
+        process.stdin.close()
 
     async def _exit_code(self, process: asyncio.subprocess.Process) -> int:
         """Wait for the process to end; past the drain timeout after `stop()`, kill it."""

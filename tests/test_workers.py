@@ -27,6 +27,7 @@ from services import RouterProcess
 from test_delivery_crash import ENV, Receiver, _all_sent, _poll, _post_alerts, _webhook_only_config
 
 WORKER_GONE_WITHIN = 20.0  # the drain timeout (10 s by default) and a margin
+CONFIG = Path(__file__).resolve().parent.parent / "config"
 
 
 def _alive(pid: int) -> bool:
@@ -36,6 +37,12 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"
+
+
+def _children() -> list[int]:
+    """This process's child processes (the workers are started from its main thread)."""
+    me = os.getpid()
+    return [int(pid) for pid in Path(f"/proc/{me}/task/{me}/children").read_text().split()]
 
 
 @pytest.fixture
@@ -193,3 +200,55 @@ async def test_a_worker_restarted_after_the_config_file_broke_delivers_on_the_mo
     incident_ids = await _post_alerts(router, ["after-a-broken-file"])
     await _all_sent(router, incident_ids, within=15)
     assert [page.incident for page in receiver.pages] == incident_ids
+
+
+async def test_a_sighup_while_a_worker_is_starting_reloads_it_instead_of_ending_it(
+    tmp_path: Path, shipped_model: TeamModel, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The serving process forwards SIGHUP to its workers at once; a worker is then
+    likely still importing (most of a second), before it has a handler."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'router.db'}", config=CONFIG)
+    workers = DeliveryWorkers(
+        settings, 1, on_report=lambda _report: None, model=lambda: shipped_model
+    )
+    output: list[str] = []
+
+    def worker_logged(event: str) -> bool:
+        output.append(capfd.readouterr().err)  # the worker writes to the inherited stderr
+        return event in "".join(output)
+
+    with structlog.testing.capture_logs() as logged:
+        await workers.start()
+        await _poll(lambda: workers.running == 1, within=10, what="the worker process")
+        workers.signal(signal.SIGHUP)
+        await _poll(
+            lambda: worker_logged("config.reloaded"), within=20, what="the held-back reload"
+        )
+        assert workers.running == 1
+        assert [e for e in logged if e["event"] == "delivery_worker.exited"] == []
+        await asyncio.wait_for(workers.stop(), 20)
+
+
+async def test_a_worker_start_that_fails_after_the_fork_leaves_no_process_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: a team model that cannot be handed over (it does not pickle). The
+    supervisor must log it and try again, and kill each child it could not start."""
+    monkeypatch.setattr("router.workers._FIRST_BACKOFF", 0.01)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'router.db'}")
+    unpicklable: Any = lambda: None  # noqa: E731 - the point is that it is a lambda
+    workers = DeliveryWorkers(
+        settings, 1, on_report=lambda _report: None, model=lambda: unpicklable
+    )
+    with structlog.testing.capture_logs() as logged:
+        await workers.start()
+        await _poll(
+            lambda: sum(e["event"] == "delivery_worker.spawn_failed" for e in logged) >= 2,
+            within=10,
+            what="the failed start to be tried again",
+        )
+        [supervisor] = workers._supervisors
+        assert not supervisor.done()
+        await asyncio.wait_for(workers.stop(), 5)
+    assert supervisor.exception() is None
+    assert [pid for pid in _children() if _alive(pid)] == []
