@@ -14,7 +14,7 @@ __all__ = ["CircuitBreaker", "DeliveryReport", "Outbox", "RetryPolicy", "Senders
 import asyncio
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -121,8 +121,9 @@ class DeliveryReport:
     latency_seconds: float | None  # creation → delivery, for sent notifications
 
     def to_json(self) -> dict[str, object]:
-        """A plain dict for the pipe between processes."""
-        return asdict(self)
+        """A plain dict for the pipe between processes (flat fields: asdict's deep copy,
+        9 µs a page, buys nothing)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DeliveryReport:
