@@ -173,10 +173,10 @@ async def _timing_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 def _reload(app: web.Application) -> None:
-    app[CONFIG].reload(app[CLOCK]())
+    swapped = app[CONFIG].reload(app[CLOCK]())
     workers = app.get(WORKERS)
-    if workers is not None:
-        workers.signal(signal.SIGHUP)  # each reloads (or keeps) its own copy
+    if swapped and workers is not None:
+        workers.model_changed()  # the same model, handed over: workers never read the file
 
 
 async def _signal_handlers(app: web.Application) -> AsyncIterator[None]:

@@ -1,13 +1,13 @@
 """A delivery worker process: the outbox loop on its own core (see router.workers).
 
-It opens the same database as the serving process and starts on the team model in force
-there (handed over with the settings), delivers what is due, and reports each attempt up
-the report pipe. It wakes on a byte from the wake pipe, polls
-meanwhile, and stops on SIGTERM or SIGINT, or when the wake pipe ends (the serving
-process is gone): it then claims nothing more, lets the sends in flight finish (within
-`ROUTER_DRAIN_TIMEOUT_SECONDS`) and exits. SIGHUP reloads the team model, as in the
-serving process, which forwards its own SIGHUP here. It runs at a lower CPU priority than
-the serving process (nice 10).
+It opens the same database as the serving process and delivers on the team model in force
+there: handed over with the settings, then again down the models pipe whenever the serving
+process swaps in a new one (it never reads the config file, so it ignores SIGHUP). It
+delivers what is due and reports each attempt up the report pipe. It wakes on a byte from
+the wake pipe, polls meanwhile, and stops on SIGTERM or SIGINT, or when the wake pipe ends
+(the serving process is gone): it then claims nothing more, lets the sends in flight finish
+(within `ROUTER_DRAIN_TIMEOUT_SECONDS`) and exits. It runs at a lower CPU priority than the
+serving process (nice 10).
 """
 
 from __future__ import annotations
@@ -22,17 +22,17 @@ import pickle
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 from router.acklinks import AckSigner
-from router.logs import configure_logging, known_secrets
+from router.logs import configure_logging, known_secrets, redact_secrets
 from router.metrics import Metrics
 from router.outbox import DeliveryReport
 from router.outbox_setup import make_outbox, smtp_sender, webhook_sender
-from router.reload import LoadedConfig
 from router.settings import Settings
 from router.store import StoreUnavailableError, open_store
 from router.teammodel import TeamModel
@@ -48,37 +48,81 @@ def _now() -> datetime:
 
 def main() -> None:
     """`python -m router.delivery_worker`, started by router.workers: the settings, the
-    worker's number and its two pipes' descriptors arrive pickled on stdin."""
+    worker's number and its three pipes' descriptors arrive pickled on stdin."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the loop handles it
+    # The model comes from the serving process, never the file: a hang-up sent to the whole
+    # process group must neither end this process nor make it read the file. SIGHUP was
+    # blocked when it started (router.workers); one sent meanwhile is discarded here.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     # When the cores are contended, taking alerts in comes first: an alert refused or timed
     # out may be lost at its sender (and its retries add load), while a page waits safely
     # in the outbox. Measured on 2 cores at 1,000 alerts/s: ingest p99 30-51 ms against
     # 92 ms at the same priority, pages still delivered at the offered rate.
     os.nice(WORKER_NICENESS)
-    settings, model, slot, wake, reports = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - from our parent
-    serve(settings, model, slot, wake, reports)
+    settings, model, slot, *pipes = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - from our parent
+    serve(settings, model, slot, _Pipes(*pipes))
 
 
-def serve(settings: Settings, model: TeamModel, slot: int, wake: int, reports: int) -> None:
-    """Deliver until stopped, on the team model the serving process had in force; exits 1
+@dataclass(frozen=True, slots=True)
+class _Pipes:
+    """This end's descriptors of the pipes to the serving process (router.workers)."""
+
+    wake: int
+    models: int
+    reports: int
+
+
+@dataclass(slots=True)
+class _InForce:
+    """The team model in force in the serving process, as last handed over."""
+
+    model: TeamModel
+
+    def adopt(self, model: TeamModel) -> None:
+        """Deliver by `model` from now on."""
+        redact_secrets(known_secrets(model=model))  # before anything could log them
+        self.model = model
+        log.info("delivery_worker.model_updated")
+
+
+class _ModelFrames(asyncio.Protocol):
+    """Reads the models pipe: each frame a length (4 bytes) and a pickled team model."""
+
+    def __init__(self, on_model: Callable[[TeamModel], None]) -> None:
+        self.on_model = on_model
+        self._buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        while len(self._buffer) >= 4:
+            size = int.from_bytes(self._buffer[:4], "big")
+            if len(self._buffer) < 4 + size:
+                return
+            frame, self._buffer = self._buffer[4 : 4 + size], self._buffer[4 + size :]
+            self.on_model(pickle.loads(frame))  # noqa: S301 - from our parent
+
+
+def serve(settings: Settings, model: TeamModel, slot: int, pipes: _Pipes) -> None:
+    """Deliver until stopped, on the team model the serving process has in force; exits 1
     on an unusable database, 3 if the outbox loop ended by itself."""
     secrets = known_secrets(settings, model)
     configure_logging(settings.log_level, settings.log_format, secrets=secrets)
     structlog.contextvars.bind_contextvars(delivery_worker=slot)
-    config = LoadedConfig.load(settings.config, _now(), model)
+    in_force = _InForce(model)
     # As in the serving process (router.app.run): what start-up allocated lives as long as
     # the process, so the collector need not walk it again (a full collection of it took
     # 25 ms here, a pause for every page in flight).
     gc.collect()
     gc.freeze()
     try:
-        asyncio.run(_deliver(settings, config, wake, reports))
+        asyncio.run(_deliver(settings, in_force, pipes))
     except StoreUnavailableError as err:
         log.error("delivery_worker.cannot_open_store", error=str(err))
         sys.exit(1)
 
 
-async def _deliver(settings: Settings, config: LoadedConfig, wake: int, reports: int) -> None:
+async def _deliver(settings: Settings, in_force: _InForce, pipes: _Pipes) -> None:
     loop = asyncio.get_running_loop()
     store = open_store(settings.database_url, fsync_commits=False)
     await store.open()
@@ -87,14 +131,17 @@ async def _deliver(settings: Settings, config: LoadedConfig, wake: int, reports:
     webhooks = webhook_sender(settings)
     await webhooks.start()
     smtp = smtp_sender(settings)
-    pipe, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(reports, "wb", 0))
+    pipe, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(pipes.reports, "wb", 0))
+    models, _ = await loop.connect_read_pipe(
+        lambda: _ModelFrames(in_force.adopt), os.fdopen(pipes.models, "rb", 0)
+    )
     report = _Reports(pipe)
     outbox = make_outbox(
         settings,
         store,
         webhooks,
         smtp,
-        model=lambda: config.model,
+        model=lambda: in_force.model,
         signer=signer,
         clock=_now,
         metrics=Metrics(),  # unused: every attempt is reported to the parent instead
@@ -103,16 +150,14 @@ async def _deliver(settings: Settings, config: LoadedConfig, wake: int, reports:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: config.reload(_now()))
-    # Started with SIGHUP blocked (router.workers): one sent meanwhile is delivered now.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
-    os.set_blocking(wake, False)
-    loop.add_reader(wake, _on_wake, wake, outbox.wake, stop)
+    os.set_blocking(pipes.wake, False)
+    loop.add_reader(pipes.wake, _on_wake, pipes.wake, outbox.wake, stop)
     log.info("delivery_worker.ready", pid=os.getpid())
     try:
         await _run_until_stopped(outbox.run(stop), stop, settings.drain_timeout_seconds)
     finally:
-        loop.remove_reader(wake)
+        loop.remove_reader(pipes.wake)
+        models.close()
         report.write()  # first: a close that fails must not keep reports from the parent
         await webhooks.close()
         await smtp.close()

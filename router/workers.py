@@ -7,10 +7,14 @@ of alerts slows every page. A worker process delivers on another core. Both proc
 on the same database: the outbox rows are the hand-over, as between replicas (claims with
 a lease), so nothing is lost if either process dies.
 
-Between the serving process and each worker, two pipes:
+Between the serving process and each worker, three pipes:
 - wake (parent → child): a byte means "new notifications are due, look now" (writes never
   block: a full pipe already says so). End of file means the parent is gone: the worker
   stops claiming, finishes the sends in flight and exits.
+- models (parent → child): the team model in force, each time the serving process swaps in a
+  new one (SIGHUP). A worker never reads the config file itself, so it cannot end up on
+  another model than the serving process's: a file saved between two reads, or broken
+  after the serving process read it, would otherwise part them.
 - reports (child → parent): one JSON line per delivery attempt (`DeliveryReport`), which
   the parent counts in `/metrics` and `/status`, the endpoints it serves.
 
@@ -51,7 +55,15 @@ _KILL_MARGIN = 5.0  # beyond the drain timeout, before SIGKILL
 class _Running:
     process: asyncio.subprocess.Process
     wake: int  # our end of the wake pipe: write-only, non-blocking
+    models: asyncio.WriteTransport
     reports: asyncio.ReadTransport
+    model: TeamModel  # the last one handed to it
+
+
+def model_frame(model: TeamModel) -> bytes:
+    """A team model as it travels down the models pipe: its length (4 bytes), its pickle."""
+    data = pickle.dumps(model)
+    return len(data).to_bytes(4, "big") + data
 
 
 class _ReportLines(asyncio.Protocol):
@@ -118,16 +130,24 @@ class DeliveryWorkers:
             with contextlib.suppress(OSError):
                 os.write(running.wake, b"!")
 
-    def signal(self, signum: int) -> None:
-        """Pass a signal on to every worker (SIGHUP: reload the team model)."""
+    def model_changed(self) -> None:
+        """The serving process swapped in a new team model: hand it to every worker."""
         for running in self._running.values():
-            if running.process.returncode is None:
-                running.process.send_signal(signum)
+            self._hand_model(running)
+
+    def _hand_model(self, running: _Running) -> None:
+        model = self.model()
+        if model is running.model or running.models.is_closing():
+            return
+        running.models.write(model_frame(model))  # buffered: never blocks the loop
+        running.model = model
 
     async def stop(self) -> None:
         """SIGTERM every worker, wait for it to drain, kill what is left."""
         self._stopping.set()
-        self.signal(signal.SIGTERM)
+        for running in self._running.values():
+            if running.process.returncode is None:
+                running.process.send_signal(signal.SIGTERM)
         if self._supervisors:
             await asyncio.wait(self._supervisors)
 
@@ -150,6 +170,7 @@ class DeliveryWorkers:
                 code = None
             else:
                 self._running[slot] = running
+                self._hand_model(running)  # in case it changed while the worker started
                 code = await self._exit_code(running.process)
                 self._detach(slot)
             if self._stopping.is_set():
@@ -164,11 +185,12 @@ class DeliveryWorkers:
     async def _spawn(self, slot: int) -> _Running:
         loop = asyncio.get_running_loop()
         wake_theirs, wake_ours = os.pipe()
+        models_theirs, models_ours = os.pipe()
         reports_ours, reports_theirs = os.pipe()
-        child_fds = (wake_theirs, reports_theirs)  # the same numbers in the child
-        # The child starts with SIGHUP blocked (the mask is inherited): a reload forwarded
-        # while it imports (most of a second) would otherwise end it. It unblocks SIGHUP
-        # once its loop handles it, and a SIGHUP sent meanwhile is delivered then.
+        child_fds = (wake_theirs, models_theirs, reports_theirs)  # the same numbers there
+        # The child starts with SIGHUP blocked (the mask is inherited): a hang-up sent to
+        # the whole process group while it imports (most of a second) would end it. It
+        # ignores SIGHUP before unblocking it.
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
         try:
             process = await asyncio.create_subprocess_exec(
@@ -179,19 +201,22 @@ class DeliveryWorkers:
                 pass_fds=child_fds,
             )
         except BaseException:
-            os.close(wake_ours)
-            os.close(reports_ours)
+            for fd in (wake_ours, models_ours, reports_ours):
+                os.close(fd)
             raise
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             # Our copies of the child's ends must go, or no side would ever see end of file.
-            os.close(wake_theirs)
-            os.close(reports_theirs)
+            for fd in child_fds:
+                os.close(fd)
         os.set_blocking(wake_ours, False)
+        models = os.fdopen(models_ours, "wb", buffering=0)
         reports = os.fdopen(reports_ours, "rb", buffering=0)
+        model = self.model()
         try:
-            await self._hand_over(process, (self.settings, self.model(), slot, *child_fds))
-            transport, _ = await loop.connect_read_pipe(
+            await self._hand_over(process, (self.settings, model, slot, *child_fds))
+            models_pipe, _ = await loop.connect_write_pipe(asyncio.Protocol, models)
+            reports_pipe, _ = await loop.connect_read_pipe(
                 lambda: _ReportLines(self.on_report), reports
             )
         except BaseException:
@@ -200,10 +225,11 @@ class DeliveryWorkers:
                 process.kill()
             await process.wait()
             os.close(wake_ours)
+            models.close()
             reports.close()
             raise
         log.info("delivery_worker.started", worker=slot, pid=process.pid)
-        return _Running(process, wake_ours, transport)
+        return _Running(process, wake_ours, models_pipe, reports_pipe, model)
 
     async def _hand_over(
         self, process: asyncio.subprocess.Process, started: tuple[Any, ...]
@@ -242,4 +268,5 @@ class DeliveryWorkers:
         if running is None:
             return
         os.close(running.wake)
+        running.models.close()
         running.reports.close()

@@ -11,7 +11,8 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -132,32 +133,56 @@ def _status_now(router: RouterProcess) -> dict[str, Any]:
     return body
 
 
-@pytest.mark.timeout(60)
-async def test_sighup_reloads_the_worker_too(tmp_path: Path) -> None:
+@dataclass
+class _Moved:
+    """A started `router serve` paging at `before`; `after` is where its config file will
+    send every page once `_move_every_member` rewrites it."""
+
+    router: RouterProcess
+    before: Receiver
+    after: Receiver
+
+
+@pytest.fixture
+async def moved(tmp_path: Path) -> AsyncIterator[_Moved]:
+    """Two receivers, and a router paging every member at the first."""
     before, after = Receiver(), Receiver()
     config = _webhook_only_config(tmp_path, await before.start())
-    new_url = await after.start()
+    await after.start()
     router = RouterProcess(tmp_path, config=config, env=ENV)
     try:
         await _start(router)
-        first = await _post_alerts(router, ["before-reload"])
-        await _all_sent(router, first, within=15)
-        team = config / "team.yaml"
-        team.write_text(team.read_text().replace(before.url, new_url))  # every member's
-        router.process.send_signal(signal.SIGHUP)
-        await _poll(
-            lambda: router.events().count("config.reloaded") >= 2,  # the server and the worker
-            within=15,
-            what="both processes to reload",
-        )
-        second = await _post_alerts(router, ["after-reload"])
-        await _all_sent(router, second, within=15)
-        assert [page.incident for page in before.pages] == first
-        assert [page.incident for page in after.pages] == second
+        yield _Moved(router, before, after)
     finally:
         router.stop()
         await before.close()
         await after.close()
+
+
+def _move_every_member(moved: _Moved) -> None:
+    """Save the config file with every member paged at `after` (no reload)."""
+    team = Path(moved.router._env["ROUTER_CONFIG"]) / "team.yaml"
+    team.write_text(team.read_text().replace(moved.before.url, moved.after.url))
+
+
+@pytest.mark.timeout(60)
+async def test_sighup_hands_the_reloaded_model_to_the_worker(moved: _Moved) -> None:
+    router, before, after = moved.router, moved.before, moved.after
+    first = await _post_alerts(router, ["before-reload"])
+    await _all_sent(router, first, within=15)
+    _move_every_member(moved)
+    router.process.send_signal(signal.SIGHUP)
+    await _poll(
+        lambda: "delivery_worker.model_updated" in router.events(),
+        within=15,
+        what="the worker to get the new model",
+    )
+    # The serving process read the file; the worker did not, it was handed the model.
+    assert router.events().count("config.reloaded") == 1
+    second = await _post_alerts(router, ["after-reload"])
+    await _all_sent(router, second, within=15)
+    assert [page.incident for page in before.pages] == first
+    assert [page.incident for page in after.pages] == second
 
 
 async def test_a_worker_that_cannot_be_started_is_tried_again_not_given_up(
@@ -202,30 +227,90 @@ async def test_a_worker_restarted_after_the_config_file_broke_delivers_on_the_mo
     assert [page.incident for page in receiver.pages] == incident_ids
 
 
-async def test_a_sighup_while_a_worker_is_starting_reloads_it_instead_of_ending_it(
+@pytest.mark.timeout(60)
+async def test_a_worker_never_reads_the_config_file_so_a_hangup_cannot_part_it_from_the_server(
+    moved: _Moved,
+) -> None:
+    """A hang-up sent to the whole process group (a closed terminal, `kill -HUP -<pgid>`)
+    or to the worker alone reaches a file the serving process has not read (saved since, or
+    half-written). Were the worker to read it, it would page by another team model than
+    the one the serving process plans with; nor may SIGHUP end it (its default action)."""
+    router = moved.router
+    _move_every_member(moved)
+    [worker] = router.worker_pids()
+    os.kill(worker, signal.SIGHUP)
+    incident_ids = await _post_alerts(router, ["after-a-hangup"])
+    await _all_sent(router, incident_ids, within=15)
+    assert [page.incident for page in moved.before.pages] == incident_ids
+    assert moved.after.pages == []
+    assert router.worker_pids() == [worker]
+
+
+def _worker_stderr(capfd: pytest.CaptureFixture[str]) -> Callable[[str], bool]:
+    """`logged(event)`: whether a worker process wrote `event` to the inherited stderr."""
+    output: list[str] = []
+
+    def logged(event: str) -> bool:
+        output.append(capfd.readouterr().err)
+        return event in "".join(output)
+
+    return logged
+
+
+async def test_a_hangup_while_a_worker_is_starting_does_not_end_it(
     tmp_path: Path, shipped_model: TeamModel, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """The serving process forwards SIGHUP to its workers at once; a worker is then
-    likely still importing (most of a second), before it has a handler."""
+    """A worker just started is likely still importing (most of a second), before it has
+    set SIGHUP aside; SIGHUP's default action would end it."""
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'router.db'}", config=CONFIG)
     workers = DeliveryWorkers(
         settings, 1, on_report=lambda _report: None, model=lambda: shipped_model
     )
-    output: list[str] = []
-
-    def worker_logged(event: str) -> bool:
-        output.append(capfd.readouterr().err)  # the worker writes to the inherited stderr
-        return event in "".join(output)
-
+    worker_logged = _worker_stderr(capfd)
     with structlog.testing.capture_logs() as logged:
         await workers.start()
         await _poll(lambda: workers.running == 1, within=10, what="the worker process")
-        workers.signal(signal.SIGHUP)
+        [running] = workers._running.values()
+        running.process.send_signal(signal.SIGHUP)
         await _poll(
-            lambda: worker_logged("config.reloaded"), within=20, what="the held-back reload"
+            lambda: worker_logged("delivery_worker.ready"), within=20, what="the worker to start"
         )
         assert workers.running == 1
         assert [e for e in logged if e["event"] == "delivery_worker.exited"] == []
+        await asyncio.wait_for(workers.stop(), 20)
+
+
+async def test_a_model_swapped_in_while_a_worker_starts_reaches_it(
+    tmp_path: Path,
+    shipped_model: TeamModel,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reload between the hand-over of the start-up model and the worker's registration
+    (when `model_changed` would not yet reach it) must not leave it on the old model."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'router.db'}", config=CONFIG)
+    in_force = [shipped_model]
+    workers = DeliveryWorkers(
+        settings, 1, on_report=lambda _report: None, model=lambda: in_force[0]
+    )
+    hand_over = workers._hand_over
+
+    async def reload_meanwhile(*args: Any) -> None:
+        await hand_over(*args)
+        in_force[0] = shipped_model.model_copy(deep=True)  # another model, as a reload makes
+
+    monkeypatch.setattr(workers, "_hand_over", reload_meanwhile)
+    worker_logged = _worker_stderr(capfd)
+    await workers.start()
+    try:
+        await _poll(
+            lambda: worker_logged("delivery_worker.model_updated"),
+            within=20,
+            what="the swapped-in model to reach the worker",
+        )
+        [running] = workers._running.values()
+        assert running.model is in_force[0]
+    finally:
         await asyncio.wait_for(workers.stop(), 20)
 
 
