@@ -56,6 +56,7 @@ from typing import Any
 
 import yaml
 from procstat import cpu_seconds, memory_kib  # bench/procstat.py, beside this script
+from routerenv import router_setting  # bench/routerenv.py
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -817,6 +818,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--router-env",
         action="append",
+        type=router_setting,
         default=[],
         metavar="KEY=VALUE",
         help="a ROUTER_* setting for the router (repeatable), e.g. ROUTER_DELIVERY_WORKERS=0",
@@ -827,7 +829,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Every phase for every target, then the table, the notes and the verdicts."""
     args = parse_args(argv)
-    ROUTER_ENV_OVERRIDES.update(item.partition("=")[::2] for item in args.router_env)
+    ROUTER_ENV_OVERRIDES.update(args.router_env)
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     if "alertmanager" in targets and not Path(args.alertmanager).exists():
         print(f"{args.alertmanager} not found (Debian: prometheus-alertmanager)", file=sys.stderr)

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from procstat import cpu_seconds, own_cpu_seconds  # bench/procstat.py, beside this script
+from routerenv import router_setting  # bench/routerenv.py
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -600,6 +601,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--router-env",
         action="append",
+        type=router_setting,
         default=[],
         metavar="KEY=VALUE",
         help="a ROUTER_* setting for the router (repeatable), e.g. ROUTER_DELIVERY_WORKERS=0",
@@ -625,7 +627,7 @@ def print_durability(durability: Sequence[Result]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every target, print the table, ratios and durability check."""
     args = parse_args(argv)
-    ROUTER_ENV_OVERRIDES.update(item.partition("=")[::2] for item in args.router_env)
+    ROUTER_ENV_OVERRIDES.update(args.router_env)
     workdir = Path(tempfile.mkdtemp(prefix="router-bench-"))
     targets = [
         (ceiling_target(workdir / "ceiling"), args.rates),
