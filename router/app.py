@@ -203,7 +203,9 @@ async def _signal_handlers(app: web.Application) -> AsyncIterator[None]:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop)
     yield
-    loop.remove_signal_handler(signal.SIGHUP)
+    # Not removed: SIGHUP's default action would end the process in the middle of the
+    # drain that follows (a `systemctl reload` at the wrong moment).
+    loop.add_signal_handler(signal.SIGHUP, lambda: log.info("shutdown.reload_ignored"))
 
 
 def run(settings: Settings) -> int:

@@ -33,6 +33,7 @@ from router.logs import configure_logging, known_secrets, redact_secrets
 from router.metrics import Metrics
 from router.outbox import DeliveryReport
 from router.outbox_setup import make_outbox, smtp_sender, webhook_sender
+from router.reload import changed_sections
 from router.settings import Settings
 from router.store import StoreUnavailableError, open_store
 from router.teammodel import TeamModel
@@ -82,25 +83,41 @@ class _InForce:
     def adopt(self, model: TeamModel) -> None:
         """Deliver by `model` from now on."""
         redact_secrets(known_secrets(model=model))  # before anything could log them
+        changed = changed_sections(self.model, model)
         self.model = model
-        log.info("delivery_worker.model_updated")
+        log.info("delivery_worker.model_updated", changed=changed)
 
 
 class _ModelFrames(asyncio.Protocol):
-    """Reads the models pipe: each frame a length (4 bytes) and a pickled team model."""
+    """Reads the models pipe: each frame a length (4 bytes) and a pickled team model. A
+    frame that does not load calls `on_broken`: a worker left on an older model than the
+    serving process's must not go on delivering (its replacement starts on the current one).
+    """
 
-    def __init__(self, on_model: Callable[[TeamModel], None]) -> None:
+    def __init__(
+        self, on_model: Callable[[TeamModel], None], on_broken: Callable[[], None]
+    ) -> None:
         self.on_model = on_model
-        self._buffer = b""
+        self.on_broken = on_broken
+        self._buffer = bytearray()
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
         while len(self._buffer) >= 4:
-            size = int.from_bytes(self._buffer[:4], "big")
-            if len(self._buffer) < 4 + size:
+            end = 4 + int.from_bytes(self._buffer[:4], "big")
+            if len(self._buffer) < end:
                 return
-            frame, self._buffer = self._buffer[4 : 4 + size], self._buffer[4 + size :]
-            self.on_model(pickle.loads(frame))  # noqa: S301 - from our parent
+            frame = bytes(self._buffer[4:end])
+            del self._buffer[:end]
+            try:
+                model = pickle.loads(frame)  # noqa: S301 - from our parent
+                if not isinstance(model, TeamModel):
+                    raise TypeError(f"a {type(model).__name__}, not a team model")
+                self.on_model(model)
+            except Exception as err:
+                log.error("delivery_worker.bad_model", error=f"{type(err).__name__}: {err}")
+                self.on_broken()
+                return
 
 
 def serve(settings: Settings, model: TeamModel, slot: int, pipes: _Pipes) -> None:
@@ -132,8 +149,9 @@ async def _deliver(settings: Settings, in_force: _InForce, pipes: _Pipes) -> Non
     await webhooks.start()
     smtp = smtp_sender(settings)
     pipe, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(pipes.reports, "wb", 0))
+    stop = asyncio.Event()
     models, _ = await loop.connect_read_pipe(
-        lambda: _ModelFrames(in_force.adopt), os.fdopen(pipes.models, "rb", 0)
+        lambda: _ModelFrames(in_force.adopt, stop.set), os.fdopen(pipes.models, "rb", 0)
     )
     report = _Reports(pipe)
     outbox = make_outbox(
@@ -147,7 +165,6 @@ async def _deliver(settings: Settings, in_force: _InForce, pipes: _Pipes) -> Non
         metrics=Metrics(),  # unused: every attempt is reported to the parent instead
         report=report.add,
     )
-    stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     os.set_blocking(pipes.wake, False)

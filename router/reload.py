@@ -6,7 +6,7 @@ file is logged, and the old model keeps serving.
 
 from __future__ import annotations
 
-__all__ = ["LoadedConfig"]
+__all__ = ["LoadedConfig", "changed_sections"]
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,13 +45,13 @@ class LoadedConfig:
             log.error("config.reload_failed", problems=err.lines(), keeping=self.digest)
             return False
         redact_secrets(known_secrets(model=fresh))  # before anything could log them
-        changed = _changed_sections(self.model, fresh)
+        changed = changed_sections(self.model, fresh)
         # One assignment each: a request sees the old model or the new, never a mixture.
         self.model, self.digest, self.loaded_at = fresh, config_digest(self.path), now
         log.info("config.reloaded", digest=self.digest, changed=changed)
         return True
 
 
-def _changed_sections(old: TeamModel, new: TeamModel) -> list[str]:
+def changed_sections(old: TeamModel, new: TeamModel) -> list[str]:
     """The top-level keys whose content differs (secrets compared, never logged)."""
     return [name for name in TeamModel.model_fields if getattr(old, name) != getattr(new, name)]

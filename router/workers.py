@@ -36,7 +36,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import structlog
 
@@ -58,6 +58,11 @@ class _Running:
     models: asyncio.WriteTransport
     reports: asyncio.ReadTransport
     model: TeamModel  # the last one handed to it
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 def model_frame(model: TeamModel) -> bytes:
@@ -101,6 +106,7 @@ class DeliveryWorkers:
         self._running: dict[int, _Running] = {}
         self._supervisors: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self._spawning = asyncio.Lock()
         self._wake_pending = False
 
     @property
@@ -132,15 +138,23 @@ class DeliveryWorkers:
 
     def model_changed(self) -> None:
         """The serving process swapped in a new team model: hand it to every worker."""
-        for running in self._running.values():
-            self._hand_model(running)
-
-    def _hand_model(self, running: _Running) -> None:
         model = self.model()
+        frame = model_frame(model)  # once for all of them
+        for running in self._running.values():
+            self._hand_model(running, model, frame)
+
+    def _hand_model(self, running: _Running, model: TeamModel, frame: bytes) -> None:
         if model is running.model or running.models.is_closing():
-            return
-        running.models.write(model_frame(model))  # buffered: never blocks the loop
+            return  # a closed pipe: the worker is gone, and its replacement starts on `model`
+        running.models.write(frame)  # buffered: never blocks the loop
         running.model = model
+
+    def _catch_up(self, running: _Running) -> None:
+        """Hand a just-registered worker the model in force if it changed while the worker
+        started (`model_changed` did not reach it then)."""
+        model = self.model()
+        if model is not running.model:
+            self._hand_model(running, model, model_frame(model))
 
     async def stop(self) -> None:
         """SIGTERM every worker, wait for it to drain, kill what is left."""
@@ -170,7 +184,7 @@ class DeliveryWorkers:
                 code = None
             else:
                 self._running[slot] = running
-                self._hand_model(running)  # in case it changed while the worker started
+                self._catch_up(running)
                 code = await self._exit_code(running.process)
                 self._detach(slot)
             if self._stopping.is_set():
@@ -183,53 +197,69 @@ class DeliveryWorkers:
             backoff = min(backoff * 2, _MAX_BACKOFF)
 
     async def _spawn(self, slot: int) -> _Running:
-        loop = asyncio.get_running_loop()
-        wake_theirs, wake_ours = os.pipe()
-        models_theirs, models_ours = os.pipe()
-        reports_ours, reports_theirs = os.pipe()
-        child_fds = (wake_theirs, models_theirs, reports_theirs)  # the same numbers there
-        # The child starts with SIGHUP blocked (the mask is inherited): a hang-up sent to
-        # the whole process group while it imports (most of a second) would end it. It
-        # ignores SIGHUP before unblocking it.
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+        ours: list[int] = []  # wake, models (we write), reports (we read)
+        theirs: list[int] = []  # the same numbers in the child
         try:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "router.delivery_worker",
-                stdin=asyncio.subprocess.PIPE,
-                pass_fds=child_fds,
-            )
+            for child_reads in (True, True, False):
+                read, write = os.pipe()
+                ours.append(write if child_reads else read)
+                theirs.append(read if child_reads else write)
+            process = await self._start_child(theirs)
         except BaseException:
-            for fd in (wake_ours, models_ours, reports_ours):
-                os.close(fd)
+            _close_all(ours)
             raise
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             # Our copies of the child's ends must go, or no side would ever see end of file.
-            for fd in child_fds:
-                os.close(fd)
-        os.set_blocking(wake_ours, False)
-        models = os.fdopen(models_ours, "wb", buffering=0)
-        reports = os.fdopen(reports_ours, "rb", buffering=0)
+            _close_all(theirs)
+        return await self._connect(slot, process, theirs, ours)
+
+    async def _start_child(self, child_fds: list[int]) -> asyncio.subprocess.Process:
+        """The child starts with SIGHUP blocked (the mask is inherited): a hang-up sent to
+        the whole process group while it imports (most of a second) would end it. It
+        ignores SIGHUP before unblocking it. One start at a time: two interleaved would
+        each restore the mask the other saw, leaving SIGHUP blocked here for good."""
+        async with self._spawning:
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+            try:
+                return await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "router.delivery_worker",
+                    stdin=asyncio.subprocess.PIPE,
+                    pass_fds=child_fds,
+                )
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    async def _connect(
+        self, slot: int, process: asyncio.subprocess.Process, theirs: list[int], ours: list[int]
+    ) -> _Running:
+        """Hand the child what it starts on, and wrap our pipe ends in transports."""
+        loop = asyncio.get_running_loop()
+        wake, models_fd, reports_fd = ours
+        os.set_blocking(wake, False)
+        models_file = os.fdopen(models_fd, "wb", buffering=0)
+        reports_file = os.fdopen(reports_fd, "rb", buffering=0)
+        opened: list[asyncio.BaseTransport | BinaryIO] = [models_file, reports_file]
         model = self.model()
         try:
-            await self._hand_over(process, (self.settings, model, slot, *child_fds))
-            models_pipe, _ = await loop.connect_write_pipe(asyncio.Protocol, models)
-            reports_pipe, _ = await loop.connect_read_pipe(
-                lambda: _ReportLines(self.on_report), reports
+            await self._hand_over(process, (self.settings, model, slot, *theirs))
+            models, _ = await loop.connect_write_pipe(asyncio.Protocol, models_file)
+            opened[0] = models
+            reports, _ = await loop.connect_read_pipe(
+                lambda: _ReportLines(self.on_report), reports_file
             )
         except BaseException:
+            os.close(wake)
+            for each in opened:
+                each.close()
             # A child that got no settings would wait on its stdin for ever.
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             await process.wait()
-            os.close(wake_ours)
-            models.close()
-            reports.close()
             raise
         log.info("delivery_worker.started", worker=slot, pid=process.pid)
-        return _Running(process, wake_ours, models_pipe, reports_pipe, model)
+        return _Running(process, wake, models, reports, model)
 
     async def _hand_over(
         self, process: asyncio.subprocess.Process, started: tuple[Any, ...]

@@ -273,7 +273,9 @@ async def test_kill_9_mid_delivery_loses_no_page_and_duplicates_keep_their_key(
 
 
 @pytest.mark.timeout(60)
-async def test_sigterm_mid_delivery_exits_0_and_the_page_is_never_lost(tmp_path: Path) -> None:
+async def test_sigterm_mid_delivery_exits_0_and_the_page_is_never_lost_even_with_a_sighup(
+    tmp_path: Path,
+) -> None:
     gate = asyncio.Event()
     receiver = Receiver(gate=gate)
     config = _webhook_only_config(tmp_path, await receiver.start())
@@ -291,6 +293,15 @@ async def test_sigterm_mid_delivery_exits_0_and_the_page_is_never_lost(tmp_path:
                 assert time.monotonic() < deadline, "SIGTERM did not stop the listener"
                 await asyncio.sleep(_POLL)
             assert receiver.unanswered(), "the page was answered before the shutdown began"
+            # A reload during the drain (`systemctl reload` at the wrong moment) must not end
+            # it: SIGHUP until the draining daemon says it ignored one (those sent before its
+            # drain began reload the unchanged file).
+            deadline = time.monotonic() + 10
+            while "shutdown.reload_ignored" not in router.events():
+                assert router.process.poll() is None, f"SIGHUP ended the drain: {router.log()}"
+                assert time.monotonic() < deadline, "no SIGHUP reached the draining daemon"
+                router.process.send_signal(signal.SIGHUP)
+                await asyncio.sleep(_POLL)
             gate.set()
             code = await asyncio.to_thread(router.process.wait, 15)
             drained = "notification.sent" in router.events()

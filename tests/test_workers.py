@@ -40,6 +40,12 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _workers(tmp_path: Path, model: Callable[[], TeamModel], count: int = 1) -> DeliveryWorkers:
+    """Workers on a fresh database under `tmp_path`, with the shipped config's path."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'router.db'}", config=CONFIG)
+    return DeliveryWorkers(settings, count, on_report=lambda _report: None, model=model)
+
+
 def _children() -> list[int]:
     """This process's child processes (the workers are started from its main thread)."""
     me = os.getpid()
@@ -183,6 +189,16 @@ async def test_sighup_hands_the_reloaded_model_to_the_worker(moved: _Moved) -> N
     await _all_sent(router, second, within=15)
     assert [page.incident for page in before.pages] == first
     assert [page.incident for page in after.pages] == second
+    # A reload that fails (a broken file) keeps the model in force, and hands nothing over.
+    (Path(router._env["ROUTER_CONFIG"]) / "team.yaml").write_text("team: [not: a team\n")
+    router.process.send_signal(signal.SIGHUP)
+    await _poll(
+        lambda: "config.reload_failed" in router.events(), within=15, what="the failed reload"
+    )
+    third = await _post_alerts(router, ["after-a-failed-reload"])
+    await _all_sent(router, third, within=15)
+    assert [page.incident for page in after.pages] == second + third
+    assert router.events().count("delivery_worker.model_updated") == 1
 
 
 async def test_a_worker_that_cannot_be_started_is_tried_again_not_given_up(
@@ -191,10 +207,7 @@ async def test_a_worker_that_cannot_be_started_is_tried_again_not_given_up(
     """Fault injection: no Python to start (as if fork were refused)."""
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
     monkeypatch.setattr("router.workers._FIRST_BACKOFF", 0.01)  # not a real second's wait
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'router.db'}")
-    workers = DeliveryWorkers(
-        settings, 1, on_report=lambda _report: None, model=lambda: shipped_model
-    )
+    workers = _workers(tmp_path, lambda: shipped_model)
     with structlog.testing.capture_logs() as logged:
         await workers.start()
         await _poll(  # the first try, then another after the back-off
@@ -236,6 +249,9 @@ async def test_a_worker_never_reads_the_config_file_so_a_hangup_cannot_part_it_f
     half-written). Were the worker to read it, it would page by another team model than
     the one the serving process plans with; nor may SIGHUP end it (its default action)."""
     router = moved.router
+    await _poll(
+        lambda: "delivery_worker.ready" in router.events(), within=15, what="a running worker"
+    )
     _move_every_member(moved)
     [worker] = router.worker_pids()
     os.kill(worker, signal.SIGHUP)
@@ -262,10 +278,7 @@ async def test_a_hangup_while_a_worker_is_starting_does_not_end_it(
 ) -> None:
     """A worker just started is likely still importing (most of a second), before it has
     set SIGHUP aside; SIGHUP's default action would end it."""
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'router.db'}", config=CONFIG)
-    workers = DeliveryWorkers(
-        settings, 1, on_report=lambda _report: None, model=lambda: shipped_model
-    )
+    workers = _workers(tmp_path, lambda: shipped_model)
     worker_logged = _worker_stderr(capfd)
     with structlog.testing.capture_logs() as logged:
         await workers.start()
@@ -288,23 +301,23 @@ async def test_a_model_swapped_in_while_a_worker_starts_reaches_it(
 ) -> None:
     """A reload between the hand-over of the start-up model and the worker's registration
     (when `model_changed` would not yet reach it) must not leave it on the old model."""
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'router.db'}", config=CONFIG)
     in_force = [shipped_model]
-    workers = DeliveryWorkers(
-        settings, 1, on_report=lambda _report: None, model=lambda: in_force[0]
-    )
+    workers = _workers(tmp_path, lambda: in_force[0])
     hand_over = workers._hand_over
 
     async def reload_meanwhile(*args: Any) -> None:
         await hand_over(*args)
-        in_force[0] = shipped_model.model_copy(deep=True)  # another model, as a reload makes
+        # Another model, as a reload makes: here without the shipped runbooks.
+        in_force[0] = shipped_model.model_copy(update={"runbooks": {}})
 
     monkeypatch.setattr(workers, "_hand_over", reload_meanwhile)
     worker_logged = _worker_stderr(capfd)
     await workers.start()
     try:
         await _poll(
-            lambda: worker_logged("delivery_worker.model_updated"),
+            lambda: worker_logged(
+                '"changed": ["runbooks"], "event": "delivery_worker.model_updated"'
+            ),
             within=20,
             what="the swapped-in model to reach the worker",
         )
@@ -320,11 +333,8 @@ async def test_a_worker_start_that_fails_after_the_fork_leaves_no_process_behind
     """Fault injection: a team model that cannot be handed over (it does not pickle). The
     supervisor must log it and try again, and kill each child it could not start."""
     monkeypatch.setattr("router.workers._FIRST_BACKOFF", 0.01)
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'router.db'}")
     unpicklable: Any = lambda: None  # noqa: E731 - the point is that it is a lambda
-    workers = DeliveryWorkers(
-        settings, 1, on_report=lambda _report: None, model=lambda: unpicklable
-    )
+    workers = _workers(tmp_path, lambda: unpicklable)
     with structlog.testing.capture_logs() as logged:
         await workers.start()
         await _poll(
@@ -337,3 +347,78 @@ async def test_a_worker_start_that_fails_after_the_fork_leaves_no_process_behind
         await asyncio.wait_for(workers.stop(), 5)
     assert supervisor.exception() is None
     assert [pid for pid in _children() if _alive(pid)] == []
+
+
+async def test_two_workers_starting_together_leave_sighup_unblocked_here(
+    tmp_path: Path, shipped_model: TeamModel
+) -> None:
+    """Each start blocks SIGHUP around the fork and restores the mask it found; two starts
+    interleaved would restore each other's, leaving the serving process deaf to reloads."""
+    workers = _workers(tmp_path, lambda: shipped_model, count=2)
+    assert signal.SIGHUP not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    await workers.start()
+    try:
+        await _poll(lambda: workers.running == 2, within=10, what="both worker processes")
+        assert signal.SIGHUP not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    finally:
+        await asyncio.wait_for(workers.stop(), 20)
+
+
+async def test_a_model_the_worker_cannot_load_makes_it_restart_on_the_current_one(
+    tmp_path: Path,
+    shipped_model: TeamModel,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fault injection: a frame that is not a pickled team model. Carrying on with the old
+    model would part the worker from the serving process; it stops, and its replacement
+    starts on the model in force."""
+    monkeypatch.setattr("router.workers._FIRST_BACKOFF", 0.01)
+    workers = _workers(tmp_path, lambda: shipped_model)
+    worker_logged = _worker_stderr(capfd)
+    with structlog.testing.capture_logs() as logged:
+        await workers.start()
+        try:
+            await _poll(lambda: workers.running == 1, within=10, what="the worker process")
+            [first] = workers._running.values()
+            first.models.write(len(b"junk").to_bytes(4, "big") + b"junk")
+            await _poll(
+                lambda: worker_logged("delivery_worker.bad_model"),
+                within=20,
+                what="the worker to refuse the frame",
+            )
+            await _poll(
+                lambda: (
+                    any(r.process is not first.process for r in workers._running.values())
+                    and workers.running == 1
+                ),
+                within=30,
+                what="a replacement worker",
+            )
+            assert [e["exitcode"] for e in logged if e["event"] == "delivery_worker.exited"]
+        finally:
+            await asyncio.wait_for(workers.stop(), 20)
+
+
+async def test_a_start_that_cannot_make_its_pipes_closes_the_ones_it_made(
+    tmp_path: Path, shipped_model: TeamModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: out of descriptors at the second pipe (EMFILE). The supervisor tries
+    again and again; each try must not leak the pipe it did make."""
+    workers = _workers(tmp_path, lambda: shipped_model)
+    made = 0
+    real_pipe = os.pipe
+
+    def second_pipe_fails() -> tuple[int, int]:
+        nonlocal made
+        made += 1
+        if made % 3 == 2:
+            raise OSError(24, "Too many open files")
+        return real_pipe()
+
+    monkeypatch.setattr(os, "pipe", second_pipe_fails)
+    open_before = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        with pytest.raises(OSError, match="Too many open files"):
+            await workers._spawn(0)
+    assert len(os.listdir("/proc/self/fd")) == open_before
