@@ -1,13 +1,13 @@
 """A delivery worker process: the outbox loop on its own core (see router.workers).
 
 It opens the same database as the serving process and delivers on the team model in force
-there: handed over with the settings, then again down the models pipe whenever the serving
+there: handed over with the settings, then again down the control pipe whenever the serving
 process swaps in a new one (it never reads the config file, so it ignores SIGHUP). It
-delivers what is due and reports each attempt up the report pipe. It wakes on a byte from
-the wake pipe, polls meanwhile, and stops on SIGTERM or SIGINT, or when the wake pipe ends
-(the serving process is gone): it then claims nothing more, lets the sends in flight finish
-(within `ROUTER_DRAIN_TIMEOUT_SECONDS`) and exits. It runs at a lower CPU priority than the
-serving process (nice 10).
+delivers what is due and reports each attempt up the report pipe. It looks on a wake-up from
+the control pipe, polls meanwhile, and stops on SIGTERM or SIGINT, or when the control pipe
+ends (the serving process is gone): it then claims nothing more, lets the sends in flight
+finish (within `ROUTER_DRAIN_TIMEOUT_SECONDS`) and exits. It runs at a lower CPU priority
+than the serving process (nice 10).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _now() -> datetime:
 
 def main() -> None:
     """`python -m router.delivery_worker`, started by router.workers: the settings, the
-    worker's number and its three pipes' descriptors arrive pickled on stdin."""
+    worker's number and its two pipes' descriptors arrive pickled on stdin."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the loop handles it
     # The model comes from the serving process, never the file: a hang-up sent to the whole
     # process group must neither end this process nor make it read the file. SIGHUP was
@@ -69,8 +69,7 @@ def main() -> None:
 class _Pipes:
     """This end's descriptors of the pipes to the serving process (router.workers)."""
 
-    wake: int
-    models: int
+    control: int
     reports: int
 
 
@@ -88,36 +87,58 @@ class _InForce:
         log.info("delivery_worker.model_updated", changed=changed)
 
 
-class _ModelFrames(asyncio.Protocol):
-    """Reads the models pipe: each frame a length (4 bytes) and a pickled team model. A
-    frame that does not load calls `on_broken`: a worker left on an older model than the
-    serving process's must not go on delivering (its replacement starts on the current one).
+class _Control(asyncio.Protocol):
+    """Reads the control pipe (router.workers): frames of a length (4 bytes) and that many
+    bytes. An empty frame is a wake-up (`on_wake`, once for all those read together); any
+    other is a pickled team model (`on_model`). A frame that does not load is a broken
+    hand-over, and end of file means the parent is gone: both `on_stop`. A worker left on an
+    older model than the serving process's must not go on delivering; its replacement
+    starts on the current one.
     """
 
     def __init__(
-        self, on_model: Callable[[TeamModel], None], on_broken: Callable[[], None]
+        self,
+        on_wake: Callable[[], None],
+        on_model: Callable[[TeamModel], None],
+        on_stop: Callable[[], None],
     ) -> None:
+        self.on_wake = on_wake
         self.on_model = on_model
-        self.on_broken = on_broken
+        self.on_stop = on_stop
         self._buffer = bytearray()
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
+        woken = False
         while len(self._buffer) >= 4:
             end = 4 + int.from_bytes(self._buffer[:4], "big")
             if len(self._buffer) < end:
-                return
+                break
             frame = bytes(self._buffer[4:end])
             del self._buffer[:end]
-            try:
-                model = pickle.loads(frame)  # noqa: S301 - from our parent
-                if not isinstance(model, TeamModel):
-                    raise TypeError(f"a {type(model).__name__}, not a team model")
-                self.on_model(model)
-            except Exception as err:
-                log.error("delivery_worker.bad_model", error=f"{type(err).__name__}: {err}")
-                self.on_broken()
+            if not frame:
+                woken = True
+            elif not self._adopt(frame):
                 return
+        if woken:
+            self.on_wake()
+
+    def _adopt(self, frame: bytes) -> bool:
+        try:
+            model = pickle.loads(frame)  # noqa: S301 - from our parent
+            if not isinstance(model, TeamModel):
+                raise TypeError(f"a {type(model).__name__}, not a team model")
+            self.on_model(model)
+        except Exception as err:
+            log.error("delivery_worker.bad_model", error=f"{type(err).__name__}: {err}")
+            self.on_stop()
+            return False
+        return True
+
+    def eof_received(self) -> bool:
+        log.warning("delivery_worker.parent_gone")
+        self.on_stop()
+        return False
 
 
 def serve(settings: Settings, model: TeamModel, slot: int, pipes: _Pipes) -> None:
@@ -149,10 +170,6 @@ async def _deliver(settings: Settings, in_force: _InForce, pipes: _Pipes) -> Non
     await webhooks.start()
     smtp = smtp_sender(settings)
     pipe, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(pipes.reports, "wb", 0))
-    stop = asyncio.Event()
-    models, _ = await loop.connect_read_pipe(
-        lambda: _ModelFrames(in_force.adopt, stop.set), os.fdopen(pipes.models, "rb", 0)
-    )
     report = _Reports(pipe)
     outbox = make_outbox(
         settings,
@@ -165,35 +182,23 @@ async def _deliver(settings: Settings, in_force: _InForce, pipes: _Pipes) -> Non
         metrics=Metrics(),  # unused: every attempt is reported to the parent instead
         report=report.add,
     )
+    stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    os.set_blocking(pipes.wake, False)
-    loop.add_reader(pipes.wake, _on_wake, pipes.wake, outbox.wake, stop)
+    control, _ = await loop.connect_read_pipe(
+        lambda: _Control(outbox.wake, in_force.adopt, stop.set),
+        os.fdopen(pipes.control, "rb", 0),
+    )
     log.info("delivery_worker.ready", pid=os.getpid())
     try:
         await _run_until_stopped(outbox.run(stop), stop, settings.drain_timeout_seconds)
     finally:
-        loop.remove_reader(pipes.wake)
-        models.close()
+        control.close()
         report.write()  # first: a close that fails must not keep reports from the parent
         await webhooks.close()
         await smtp.close()
         await store.close()
         await _flush(pipe)
-
-
-def _on_wake(wake: int, look: Callable[[], None], stop: asyncio.Event) -> None:
-    try:
-        data = os.read(wake, 4096)
-    except BlockingIOError:
-        return
-    if not data:
-        # End of file stays readable: stop watching, or this would run on every loop turn.
-        asyncio.get_running_loop().remove_reader(wake)
-        log.warning("delivery_worker.parent_gone")
-        stop.set()
-        return
-    look()
 
 
 async def _run_until_stopped(

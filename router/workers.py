@@ -7,14 +7,19 @@ of alerts slows every page. A worker process delivers on another core. Both proc
 on the same database: the outbox rows are the hand-over, as between replicas (claims with
 a lease), so nothing is lost if either process dies.
 
-Between the serving process and each worker, three pipes:
-- wake (parent → child): a byte means "new notifications are due, look now" (writes never
-  block: a full pipe already says so). End of file means the parent is gone: the worker
-  stops claiming, finishes the sends in flight and exits.
-- models (parent → child): the team model in force, each time the serving process swaps in a
-  new one (SIGHUP). A worker never reads the config file itself, so it cannot end up on
-  another model than the serving process's: a file saved between two reads, or broken
-  after the serving process read it, would otherwise part them.
+Between the serving process and each worker, two pipes:
+- control (parent → child): frames of a length (4 bytes) and that many bytes, in order.
+  - An empty frame is a wake-up: "new notifications are due, look now". None is written
+    while earlier bytes still wait to enter the pipe (the worker has not caught up): that
+    bounds what a stalled worker leaves buffered here, and a worker also looks every half
+    second without one.
+  - Any other frame is the team model in force, pickled, each time the serving process
+    swaps in a new one (SIGHUP). A worker never reads the config file itself, so a file
+    saved between two reads, or broken after the serving process read it, cannot part
+    them. One stream for both: a wake-up for pages planned by a new model never overtakes
+    that model.
+  - End of file means the parent is gone: the worker stops claiming, finishes the sends in
+    flight and exits.
 - reports (child → parent): one JSON line per delivery attempt (`DeliveryReport`), which
   the parent counts in `/metrics` and `/status`, the endpoints it serves.
 
@@ -54,8 +59,7 @@ _KILL_MARGIN = 5.0  # beyond the drain timeout, before SIGKILL
 @dataclass(slots=True)
 class _Running:
     process: asyncio.subprocess.Process
-    wake: int  # our end of the wake pipe: write-only, non-blocking
-    models: asyncio.WriteTransport
+    control: asyncio.WriteTransport
     reports: asyncio.ReadTransport
     model: TeamModel  # the last one handed to it
 
@@ -65,8 +69,11 @@ def _close_all(fds: list[int]) -> None:
         os.close(fd)
 
 
+WAKE_FRAME = bytes(4)  # an empty frame
+
+
 def model_frame(model: TeamModel) -> bytes:
-    """A team model as it travels down the models pipe: its length (4 bytes), its pickle."""
+    """A team model as it travels down the control pipe: its length (4 bytes), its pickle."""
     data = pickle.dumps(model)
     return len(data).to_bytes(4, "big") + data
 
@@ -131,10 +138,11 @@ class DeliveryWorkers:
     def _send_wake(self) -> None:
         self._wake_pending = False
         for running in self._running.values():
-            # BlockingIOError: the pipe is full of wake-ups the worker has not read yet;
-            # any other OSError: the worker is gone, and its supervisor starts another.
-            with contextlib.suppress(OSError):
-                os.write(running.wake, b"!")
+            # Buffered bytes: the pipe is full of frames the worker has not read yet. A
+            # closing pipe: the worker is gone, and its supervisor starts another.
+            control = running.control
+            if not control.is_closing() and not control.get_write_buffer_size():
+                control.write(WAKE_FRAME)
 
     def model_changed(self) -> None:
         """The serving process swapped in a new team model: hand it to every worker."""
@@ -144,9 +152,9 @@ class DeliveryWorkers:
             self._hand_model(running, model, frame)
 
     def _hand_model(self, running: _Running, model: TeamModel, frame: bytes) -> None:
-        if model is running.model or running.models.is_closing():
+        if model is running.model or running.control.is_closing():
             return  # a closed pipe: the worker is gone, and its replacement starts on `model`
-        running.models.write(frame)  # buffered: never blocks the loop
+        running.control.write(frame)  # buffered: never blocks the loop
         running.model = model
 
     def _catch_up(self, running: _Running) -> None:
@@ -197,10 +205,10 @@ class DeliveryWorkers:
             backoff = min(backoff * 2, _MAX_BACKOFF)
 
     async def _spawn(self, slot: int) -> _Running:
-        ours: list[int] = []  # wake, models (we write), reports (we read)
+        ours: list[int] = []  # control (we write), reports (we read)
         theirs: list[int] = []  # the same numbers in the child
         try:
-            for child_reads in (True, True, False):
+            for child_reads in (True, False):
                 read, write = os.pipe()
                 ours.append(write if child_reads else read)
                 theirs.append(read if child_reads else write)
@@ -236,21 +244,19 @@ class DeliveryWorkers:
     ) -> _Running:
         """Hand the child what it starts on, and wrap our pipe ends in transports."""
         loop = asyncio.get_running_loop()
-        wake, models_fd, reports_fd = ours
-        os.set_blocking(wake, False)
-        models_file = os.fdopen(models_fd, "wb", buffering=0)
+        control_fd, reports_fd = ours
+        control_file = os.fdopen(control_fd, "wb", buffering=0)
         reports_file = os.fdopen(reports_fd, "rb", buffering=0)
-        opened: list[asyncio.BaseTransport | BinaryIO] = [models_file, reports_file]
+        opened: list[asyncio.BaseTransport | BinaryIO] = [control_file, reports_file]
         model = self.model()
         try:
             await self._hand_over(process, (self.settings, model, slot, *theirs))
-            models, _ = await loop.connect_write_pipe(asyncio.Protocol, models_file)
-            opened[0] = models
+            control, _ = await loop.connect_write_pipe(asyncio.Protocol, control_file)
+            opened[0] = control
             reports, _ = await loop.connect_read_pipe(
                 lambda: _ReportLines(self.on_report), reports_file
             )
         except BaseException:
-            os.close(wake)
             for each in opened:
                 each.close()
             # A child that got no settings would wait on its stdin for ever.
@@ -259,7 +265,7 @@ class DeliveryWorkers:
             await process.wait()
             raise
         log.info("delivery_worker.started", worker=slot, pid=process.pid)
-        return _Running(process, wake, models, reports, model)
+        return _Running(process, control, reports, model)
 
     async def _hand_over(
         self, process: asyncio.subprocess.Process, started: tuple[Any, ...]
@@ -297,6 +303,5 @@ class DeliveryWorkers:
         running = self._running.pop(slot, None)
         if running is None:
             return
-        os.close(running.wake)
-        running.models.close()
+        running.control.close()
         running.reports.close()

@@ -20,9 +20,10 @@ import aiohttp
 import pytest
 import structlog
 
+from router import delivery_worker
 from router.settings import Settings
 from router.teammodel import TeamModel
-from router.workers import DeliveryWorkers
+from router.workers import WAKE_FRAME, DeliveryWorkers, model_frame
 
 from services import RouterProcess
 from test_delivery_crash import ENV, Receiver, _all_sent, _poll, _post_alerts, _webhook_only_config
@@ -381,7 +382,7 @@ async def test_a_model_the_worker_cannot_load_makes_it_restart_on_the_current_on
         try:
             await _poll(lambda: workers.running == 1, within=10, what="the worker process")
             [first] = workers._running.values()
-            first.models.write(len(b"junk").to_bytes(4, "big") + b"junk")
+            first.control.write(len(b"junk").to_bytes(4, "big") + b"junk")
             await _poll(
                 lambda: worker_logged("delivery_worker.bad_model"),
                 within=20,
@@ -422,3 +423,25 @@ async def test_a_start_that_cannot_make_its_pipes_closes_the_ones_it_made(
         with pytest.raises(OSError, match="Too many open files"):
             await workers._spawn(0)
     assert len(os.listdir("/proc/self/fd")) == open_before
+
+
+@pytest.mark.parametrize(("chunk", "looks"), [(1, 3), (None, 1)])
+def test_the_control_pipe_keeps_a_model_ahead_of_the_wake_up_written_after_it(
+    shipped_model: TeamModel, chunk: int | None, looks: int
+) -> None:
+    """A page planned by a new model is announced after that model on the same stream, so
+    however the bytes arrive (a byte at a time, or in one piece), the worker has the model
+    before it looks; wake-ups read together are one look."""
+    stream = model_frame(shipped_model) + WAKE_FRAME * 3
+    seen: list[str] = []
+    control = delivery_worker._Control(
+        on_wake=lambda: seen.append("wake"),
+        on_model=lambda model: seen.append("model" if model == shipped_model else "?"),
+        on_stop=lambda: seen.append("stop"),
+    )
+    step = chunk or len(stream)
+    for start in range(0, len(stream), step):
+        control.data_received(stream[start : start + step])
+    assert seen == ["model"] + ["wake"] * looks
+    control.eof_received()  # the serving process is gone
+    assert seen[-1] == "stop"
