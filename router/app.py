@@ -232,5 +232,9 @@ def run(settings: Settings) -> int:
     except OSError as err:
         log.error("router.cannot_listen", host=settings.host, port=settings.port, error=str(err))
         return 1
+    finally:
+        # Closing the loop put SIGHUP's default action back: a reload now would end the
+        # process by a signal rather than with its exit code.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     log.info("router.stopped")
     return 0

@@ -91,9 +91,9 @@ class _Control(asyncio.Protocol):
     """Reads the control pipe (router.workers): frames of a length (4 bytes) and that many
     bytes. An empty frame is a wake-up (`on_wake`, once for all those read together); any
     other is a pickled team model (`on_model`). A frame that does not load is a broken
-    hand-over, and end of file means the parent is gone: both `on_stop`. A worker left on an
-    older model than the serving process's must not go on delivering; its replacement
-    starts on the current one.
+    hand-over, and end of file or a read error means the parent is gone: `on_stop`, and
+    nothing read after it counts. A worker left on an older model than the serving
+    process's must not go on delivering; its replacement starts on the current one.
     """
 
     def __init__(
@@ -106,8 +106,16 @@ class _Control(asyncio.Protocol):
         self.on_model = on_model
         self.on_stop = on_stop
         self._buffer = bytearray()
+        self._stopped = False
+
+    def receiving(self) -> bool:
+        """Whether part of a frame has arrived: claims wait for the rest (it may be the
+        model that pages now due were planned by)."""
+        return bool(self._buffer)
 
     def data_received(self, data: bytes) -> None:
+        if self._stopped:
+            return
         self._buffer += data
         woken = False
         while len(self._buffer) >= 4:
@@ -131,14 +139,24 @@ class _Control(asyncio.Protocol):
             self.on_model(model)
         except Exception as err:
             log.error("delivery_worker.bad_model", error=f"{type(err).__name__}: {err}")
-            self.on_stop()
+            self._stop()
             return False
         return True
 
     def eof_received(self) -> bool:
         log.warning("delivery_worker.parent_gone")
-        self.on_stop()
+        self._stop()
         return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:  # a read error (None: end of file, or our own close)
+            log.warning("delivery_worker.parent_gone", error=str(exc))
+            self._stop()
+
+    def _stop(self) -> None:
+        self._stopped = True
+        self._buffer.clear()
+        self.on_stop()
 
 
 def serve(settings: Settings, model: TeamModel, slot: int, pipes: _Pipes) -> None:
@@ -171,6 +189,8 @@ async def _deliver(settings: Settings, in_force: _InForce, pipes: _Pipes) -> Non
     smtp = smtp_sender(settings)
     pipe, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(pipes.reports, "wb", 0))
     report = _Reports(pipe)
+    stop = asyncio.Event()
+    control = _Control(lambda: outbox.wake(), in_force.adopt, stop.set)  # noqa: PLW0108 - outbox: below
     outbox = make_outbox(
         settings,
         store,
@@ -181,19 +201,18 @@ async def _deliver(settings: Settings, in_force: _InForce, pipes: _Pipes) -> Non
         clock=_now,
         metrics=Metrics(),  # unused: every attempt is reported to the parent instead
         report=report.add,
+        hold=control.receiving,
     )
-    stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    control, _ = await loop.connect_read_pipe(
-        lambda: _Control(outbox.wake, in_force.adopt, stop.set),
-        os.fdopen(pipes.control, "rb", 0),
+    control_pipe, _ = await loop.connect_read_pipe(
+        lambda: control, os.fdopen(pipes.control, "rb", 0)
     )
     log.info("delivery_worker.ready", pid=os.getpid())
     try:
         await _run_until_stopped(outbox.run(stop), stop, settings.drain_timeout_seconds)
     finally:
-        control.close()
+        control_pipe.close()
         report.write()  # first: a close that fails must not keep reports from the parent
         await webhooks.close()
         await smtp.close()

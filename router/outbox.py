@@ -152,6 +152,7 @@ class Outbox:
         batch: int = 64,
         per_destination: int = 4,
         report: Callable[[DeliveryReport], None] | None = None,
+        hold: Callable[[], bool] | None = None,
     ) -> None:
         self.store = store
         self.senders = senders
@@ -167,6 +168,8 @@ class Outbox:
         self._limits: dict[str, asyncio.Semaphore] = {}
         self.last_result: dict[str, dict[str, object]] = {}  # per channel, for /status
         self._report = report or self.apply
+        # While it says so, claim nothing (a delivery worker receiving a new team model).
+        self._hold = hold or (lambda: False)
         self._wake = asyncio.Event()
         self._wake_listeners: list[Callable[[], None]] = []
 
@@ -254,7 +257,10 @@ class Outbox:
                 waiter.cancel()
 
     async def _claim_safely(self, limit: int) -> list[Delivery]:
-        """Claim up to `limit` due notifications; none while the store is failing."""
+        """Claim up to `limit` due notifications; none while the store is failing, or
+        while `hold` says to wait (a wake-up follows)."""
+        if self._hold():
+            return []
         try:
             return await self.store.claim_deliveries(self.clock(), limit, self.policy.lease)
         except StoreUnavailableError as err:

@@ -46,6 +46,7 @@ def make_outbox(
     clock: Callable[[], datetime],
     metrics: Metrics,
     report: Callable[[DeliveryReport], None] | None = None,
+    hold: Callable[[], bool] | None = None,
 ) -> Outbox:
     """An outbox delivering through `email` and `webhooks` under the settings' retry budget."""
     secrets = settings.hmac_secrets()
@@ -64,4 +65,5 @@ def make_outbox(
         ),
         per_destination=settings.delivery_per_destination,
         report=report,
+        hold=hold,
     )

@@ -10,14 +10,18 @@ a lease), so nothing is lost if either process dies.
 Between the serving process and each worker, two pipes:
 - control (parent → child): frames of a length (4 bytes) and that many bytes, in order.
   - An empty frame is a wake-up: "new notifications are due, look now". None is written
-    while earlier bytes still wait to enter the pipe (the worker has not caught up): that
-    bounds what a stalled worker leaves buffered here, and a worker also looks every half
-    second without one.
+    while the worker has bytes left to read (in the pipe or still buffered here): those end
+    with a wake-up already, so the pipe never fills with them. A worker also looks every
+    half second without one.
   - Any other frame is the team model in force, pickled, each time the serving process
-    swaps in a new one (SIGHUP). A worker never reads the config file itself, so a file
-    saved between two reads, or broken after the serving process read it, cannot part
-    them. One stream for both: a wake-up for pages planned by a new model never overtakes
-    that model.
+    swaps in a new one (SIGHUP), followed by a wake-up. A worker never reads the config
+    file itself, so a file saved between two reads, or broken after the serving process
+    read it, cannot part them.
+  - One stream for both, so the pages planned by a new model are announced after it. The
+    pipe is enlarged to 1 MiB where the system allows, so a model is written into it whole,
+    and a worker claims nothing while it holds part of a frame: it does not look for those
+    pages before it has their model. (A model larger than the pipe leaves a narrow window:
+    its first bytes may not have reached the worker when a claim already under way runs.)
   - End of file means the parent is gone: the worker stops claiming, finishes the sends in
     flight and exits.
 - reports (child → parent): one JSON line per delivery attempt (`DeliveryReport`), which
@@ -34,11 +38,14 @@ __all__ = ["DeliveryWorkers"]
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import pickle
 import signal
+import struct
 import sys
+import termios
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -70,6 +77,16 @@ def _close_all(fds: list[int]) -> None:
 
 
 WAKE_FRAME = bytes(4)  # an empty frame
+CONTROL_PIPE_SIZE = 1 << 20  # Linux's default limit for an unprivileged process
+
+
+def _unread(control: asyncio.WriteTransport) -> int:
+    """Bytes written for the worker that it has not read: buffered here, or in the pipe."""
+    if buffered := control.get_write_buffer_size():
+        return buffered
+    pipe = control.get_extra_info("pipe")
+    in_pipe: int = struct.unpack("i", fcntl.ioctl(pipe.fileno(), termios.FIONREAD, bytes(4)))[0]
+    return in_pipe
 
 
 def model_frame(model: TeamModel) -> bytes:
@@ -138,10 +155,9 @@ class DeliveryWorkers:
     def _send_wake(self) -> None:
         self._wake_pending = False
         for running in self._running.values():
-            # Buffered bytes: the pipe is full of frames the worker has not read yet. A
-            # closing pipe: the worker is gone, and its supervisor starts another.
+            # A closing pipe: the worker is gone, and its supervisor starts another.
             control = running.control
-            if not control.is_closing() and not control.get_write_buffer_size():
+            if not control.is_closing() and not _unread(control):
                 control.write(WAKE_FRAME)
 
     def model_changed(self) -> None:
@@ -154,7 +170,7 @@ class DeliveryWorkers:
     def _hand_model(self, running: _Running, model: TeamModel, frame: bytes) -> None:
         if model is running.model or running.control.is_closing():
             return  # a closed pipe: the worker is gone, and its replacement starts on `model`
-        running.control.write(frame)  # buffered: never blocks the loop
+        running.control.write(frame + WAKE_FRAME)  # buffered: never blocks the loop
         running.model = model
 
     def _catch_up(self, running: _Running) -> None:
@@ -212,6 +228,8 @@ class DeliveryWorkers:
                 read, write = os.pipe()
                 ours.append(write if child_reads else read)
                 theirs.append(read if child_reads else write)
+            with contextlib.suppress(OSError):  # above the system's limit: 64 KiB it is
+                fcntl.fcntl(ours[0], fcntl.F_SETPIPE_SZ, CONTROL_PIPE_SIZE)
             process = await self._start_child(theirs)
         except BaseException:
             _close_all(ours)

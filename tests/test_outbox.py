@@ -972,6 +972,37 @@ async def test_a_full_pipeline_waits_for_room_instead_of_spinning_on_a_wake_up(
         await loop_task
 
 
+async def test_a_held_outbox_claims_nothing_until_let_go_and_woken(
+    make_router: MakeRouter, make_model: MakeModel, receiver: StartReceiver
+) -> None:
+    """A delivery worker holds its claims while part of a new team model has arrived: the
+    pages now due may have been planned by it. The wake-up that follows the model lets
+    them go."""
+    hook = await receiver(200)
+    router = await make_router(team(make_model, webhooks={"Alice": hook.url}))
+    outbox = router.app[OUTBOX]
+    held = [True]
+    outbox._hold = lambda: held[0]
+    await router.alert()
+    stop = CountingEvent()
+    loop_task = asyncio.create_task(outbox.run(stop, poll=0.01))
+    for _ in range(500):  # five turns of the loop, each one declining to claim
+        if stop.waits >= 5:
+            break
+        await asyncio.sleep(0.01)
+    assert stop.waits >= 5
+    assert hook.requests == []
+    held[0] = False
+    outbox.wake()
+    for _ in range(500):
+        if hook.requests:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await loop_task
+    assert len(hook.requests) == 1
+
+
 async def test_an_attempt_that_would_outlive_its_lease_is_cut_short_and_retried(
     make_router: MakeRouter, make_model: MakeModel, receiver: StartReceiver
 ) -> None:

@@ -23,7 +23,7 @@ import structlog
 from router import delivery_worker
 from router.settings import Settings
 from router.teammodel import TeamModel
-from router.workers import WAKE_FRAME, DeliveryWorkers, model_frame
+from router.workers import WAKE_FRAME, DeliveryWorkers, _Running, model_frame
 
 from services import RouterProcess
 from test_delivery_crash import ENV, Receiver, _all_sent, _poll, _post_alerts, _webhook_only_config
@@ -396,32 +396,40 @@ async def test_a_model_the_worker_cannot_load_makes_it_restart_on_the_current_on
                 within=30,
                 what="a replacement worker",
             )
-            assert [e["exitcode"] for e in logged if e["event"] == "delivery_worker.exited"]
+            # It stopped itself (drained, exit 0); it did not crash.
+            exits = [e["exitcode"] for e in logged if e["event"] == "delivery_worker.exited"]
+            assert exits == [0]
         finally:
             await asyncio.wait_for(workers.stop(), 20)
 
 
-async def test_a_start_that_cannot_make_its_pipes_closes_the_ones_it_made(
+async def test_a_start_that_fails_closes_the_pipes_it_made(
     tmp_path: Path, shipped_model: TeamModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Fault injection: out of descriptors at the second pipe (EMFILE). The supervisor tries
-    again and again; each try must not leak the pipe it did make."""
+    """Fault injection: out of descriptors at the second pipe (EMFILE), then a child that
+    cannot be started. The supervisor tries again and again; no try may leak a pipe."""
     workers = _workers(tmp_path, lambda: shipped_model)
-    made = 0
     real_pipe = os.pipe
+    made: list[int] = []
 
     def second_pipe_fails() -> tuple[int, int]:
-        nonlocal made
-        made += 1
-        if made % 3 == 2:
+        made.append(1)
+        if len(made) == 2:
             raise OSError(24, "Too many open files")
         return real_pipe()
 
-    monkeypatch.setattr(os, "pipe", second_pipe_fails)
+    async def no_child(_fds: list[int]) -> None:
+        raise OSError(11, "Resource temporarily unavailable")
+
     open_before = len(os.listdir("/proc/self/fd"))
-    for _ in range(3):
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "pipe", second_pipe_fails)
         with pytest.raises(OSError, match="Too many open files"):
             await workers._spawn(0)
+    assert len(made) == 2
+    monkeypatch.setattr(workers, "_start_child", no_child)
+    with pytest.raises(OSError, match="Resource temporarily unavailable"):
+        await workers._spawn(0)
     assert len(os.listdir("/proc/self/fd")) == open_before
 
 
@@ -445,3 +453,54 @@ def test_the_control_pipe_keeps_a_model_ahead_of_the_wake_up_written_after_it(
     assert seen == ["model"] + ["wake"] * looks
     control.eof_received()  # the serving process is gone
     assert seen[-1] == "stop"
+
+
+async def test_wake_ups_reach_the_worker_once_per_read_and_follow_every_model(
+    tmp_path: Path, shipped_model: TeamModel
+) -> None:
+    """The serving process's side of the control pipe, on a real pipe: a wake-up is written
+    only when the worker has read everything before it, so the pipe never fills with them;
+    a new model is always followed by one."""
+    loop = asyncio.get_running_loop()
+    in_force = [shipped_model]
+    workers = _workers(tmp_path, lambda: in_force[0])
+    theirs, ours = os.pipe()
+    os.set_blocking(theirs, False)
+    control, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(ours, "wb", 0))
+    process: Any = None  # not a process: nothing here reaches it
+    workers._running[0] = _Running(process, control, control, shipped_model)  # type: ignore[arg-type]
+
+    async def woken() -> bytes:
+        workers.wake()
+        await asyncio.sleep(0)  # wake-ups go out once per loop turn
+        return os.read(theirs, 1 << 20)
+
+    try:
+        assert await woken() == WAKE_FRAME
+        workers.wake()
+        await asyncio.sleep(0)
+        workers.wake()  # the first is still unread: this one is not written
+        await asyncio.sleep(0)
+        assert os.read(theirs, 1 << 20) == WAKE_FRAME
+        in_force[0] = shipped_model.model_copy(update={"runbooks": {}})
+        workers.model_changed()
+        assert os.read(theirs, 1 << 20) == model_frame(in_force[0]) + WAKE_FRAME
+        assert await woken() == WAKE_FRAME
+    finally:
+        control.close()
+        os.close(theirs)
+
+
+def test_a_worker_holds_its_claims_while_part_of_a_frame_has_arrived(
+    shipped_model: TeamModel,
+) -> None:
+    """`receiving` is the outbox's hold: true from a frame's first byte to its last."""
+    frame = model_frame(shipped_model)
+    seen: list[object] = []
+    control = delivery_worker._Control(seen.clear, seen.append, seen.clear)
+    assert not control.receiving()
+    control.data_received(frame[:10])
+    assert control.receiving()
+    control.data_received(frame[10:])
+    assert not control.receiving()
+    assert seen == [shipped_model]
