@@ -18,28 +18,28 @@ import psycopg
 import pytest
 
 from configs import edit
-from pg import PostgresServer
-from services import RouterProcess, http_request
-from test_delivery_crash import (
+from pages import (
     ALERTS,
     ENV,
     KILL_AFTER_RECEIVED,
     LEASE_SECONDS,
     SLOW_ANSWER,
     Receiver,
-    _all_sent,
-    _notifications,
-    _poll,
-    _post_alerts,
-    _webhook_only_config,
+    all_sent,
+    notifications_of,
+    poll,
+    post_alerts,
+    webhook_only_config,
 )
+from pg import PostgresServer
+from services import RouterProcess, http_request
 
 BURST = 200
 RACES = 30
 NO_RATE_LIMIT = {"ROUTER_RATE_LIMIT_PER_SECOND": "0"}
 
 
-def _alert(key: str) -> dict[str, Any]:
+def alert_body(key: str) -> dict[str, Any]:
     return {
         "pipeline": "aggregate-profit",
         "summary": f"HA probe {key}",
@@ -52,7 +52,7 @@ def _alert(key: str) -> dict[str, Any]:
 
 def _post(router: RouterProcess, key: str) -> int:
     status, _ = http_request(
-        "POST", f"{router.base_url}/api/v1/alerts", _alert(key), router.token, timeout=15
+        "POST", f"{router.base_url}/api/v1/alerts", alert_body(key), router.token, timeout=15
     )
     return status
 
@@ -131,7 +131,7 @@ def test_postgresql_stopped_under_load_means_503_then_recovery_without_restart(
             down = [f"down-{n}" for n in range(20)]
             down_statuses = list(pool.map(lambda key: _post(router, key), down))
             status, raw = http_request(
-                "POST", f"{router.base_url}/api/v1/alerts", _alert("probe"), router.token
+                "POST", f"{router.base_url}/api/v1/alerts", alert_body("probe"), router.token
             )
             ready, _ = router.get("/readyz")
         finally:
@@ -164,18 +164,18 @@ async def test_a_replica_killed_mid_delivery_loses_no_page_and_doubles_only_with
     expires); a page is sent twice only if the dead replica had it in flight, with its key."""
     url = postgres_server.new_database()
     receiver = Receiver(delay=SLOW_ANSWER)
-    config = _webhook_only_config(tmp_path, await receiver.start())
+    config = webhook_only_config(tmp_path, await receiver.start())
     env = {"ROUTER_DATABASE_URL": url, **ENV}
     first = RouterProcess(tmp_path / "a", config=config, env=env)
     second = RouterProcess(tmp_path / "b", config=config, env=env)
     try:
         await asyncio.gather(asyncio.to_thread(first.start), asyncio.to_thread(second.start))
         halves = await asyncio.gather(
-            _post_alerts(first, [f"ha-a-{n}" for n in range(ALERTS // 2)]),
-            _post_alerts(second, [f"ha-b-{n}" for n in range(ALERTS // 2)]),
+            post_alerts(first, [f"ha-a-{n}" for n in range(ALERTS // 2)]),
+            post_alerts(second, [f"ha-b-{n}" for n in range(ALERTS // 2)]),
         )
         incident_ids = [*halves[0], *halves[1]]
-        await _poll(
+        await poll(
             lambda: len(receiver.pages) >= KILL_AFTER_RECEIVED and bool(receiver.unanswered()),
             within=30,
             what=f"{KILL_AFTER_RECEIVED} pages at the receiver, some still unanswered",
@@ -185,15 +185,15 @@ async def test_a_replica_killed_mid_delivery_loses_no_page_and_doubles_only_with
         first.kill9()
         expected = {
             n["idempotency_key"]: n["incident_id"]
-            for n in await _notifications(second, incident_ids)
+            for n in await notifications_of(second, incident_ids)
         }
         assert len(expected) == ALERTS  # one page per incident, over the webhook only
-        await _poll(
+        await poll(
             lambda: {page.incident for page in receiver.pages} >= set(incident_ids),
             within=LEASE_SECONDS + 60,
             what="every incident's page at the receiver",
         )
-        notifications = await _all_sent(second, incident_ids, within=30)
+        notifications = await all_sent(second, incident_ids, within=30)
     finally:
         first.stop()
         second.stop()
@@ -227,7 +227,7 @@ async def test_a_replica_killed_mid_escalation_leaves_each_next_step_fired_once(
     fires every incident's step 2 (the timers are rows, claimed with SKIP LOCKED), once."""
     url = postgres_server.new_database()
     receiver = Receiver()
-    config = _webhook_only_config(tmp_path, await receiver.start())
+    config = webhook_only_config(tmp_path, await receiver.start())
     edit(
         config / "escalation.yaml",
         '{after: 10m, notify: ["oncall:backup"]}',
@@ -239,25 +239,25 @@ async def test_a_replica_killed_mid_escalation_leaves_each_next_step_fired_once(
     try:
         await asyncio.gather(asyncio.to_thread(first.start), asyncio.to_thread(second.start))
         halves = await asyncio.gather(
-            _post_alerts(first, [f"esc-a-{n}" for n in range(10)]),
-            _post_alerts(second, [f"esc-b-{n}" for n in range(10)]),
+            post_alerts(first, [f"esc-a-{n}" for n in range(10)]),
+            post_alerts(second, [f"esc-b-{n}" for n in range(10)]),
         )
         incident_ids = set(halves[0]) | set(halves[1])
-        await _poll(
+        await poll(
             lambda: {p.incident for p in receiver.pages if p.step == 1} >= incident_ids,
             within=STEP_2_AFTER - 1,
             what="every incident's step 1 page before step 2 is due",
         )
         first.kill9()
         killed = len(receiver.pages)
-        await _poll(
+        await poll(
             lambda: {p.incident for p in receiver.pages if p.step == 2} >= incident_ids,
             within=STEP_2_AFTER + 30,
             what="every incident's step 2 page from the surviving replica",
         )
         # The witness that no second copy is still coming: every step 2 page is recorded
         # as sent, and a sent page is never claimed again.
-        await _poll(
+        await poll(
             lambda: _unsent_step_2(url) == 0,
             within=30,
             what="every step 2 page recorded as sent",

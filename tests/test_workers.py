@@ -25,8 +25,8 @@ from router.settings import Settings
 from router.teammodel import TeamModel
 from router.workers import WAKE_FRAME, DeliveryWorkers, _Running, model_frame
 
+from pages import ENV, Receiver, all_sent, poll, post_alerts, webhook_only_config
 from services import RouterProcess
-from test_delivery_crash import ENV, Receiver, _all_sent, _poll, _post_alerts, _webhook_only_config
 
 WORKER_GONE_WITHIN = 20.0  # the drain timeout (10 s by default) and a margin
 CONFIG = Path(__file__).resolve().parent.parent / "config"
@@ -57,7 +57,7 @@ def _children() -> list[int]:
 async def served(tmp_path: Path) -> AsyncIterator[tuple[RouterProcess, Receiver]]:
     """A started `router serve` (one worker) paging every member at a receiver."""
     receiver = Receiver()
-    config = _webhook_only_config(tmp_path, await receiver.start())
+    config = webhook_only_config(tmp_path, await receiver.start())
     router = RouterProcess(tmp_path, config=config, env=ENV)
     try:
         await _start(router)
@@ -69,7 +69,7 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[RouterProcess, Receiver]
 
 async def _start(router: RouterProcess) -> list[int]:
     await asyncio.to_thread(router.start)
-    await _poll(lambda: bool(router.worker_pids()), within=15, what="the delivery worker")
+    await poll(lambda: bool(router.worker_pids()), within=15, what="the delivery worker")
     return router.worker_pids()
 
 
@@ -90,9 +90,9 @@ async def test_a_killed_worker_is_replaced_and_pages_still_go_out(
     router, receiver = served
     [first] = router.worker_pids()
     os.kill(first, signal.SIGKILL)
-    await _poll(lambda: router.worker_pids() not in ([], [first]), within=15, what="a new worker")
-    incident_ids = await _post_alerts(router, ["after-restart-1", "after-restart-2"])
-    await _all_sent(router, incident_ids, within=15)
+    await poll(lambda: router.worker_pids() not in ([], [first]), within=15, what="a new worker")
+    incident_ids = await post_alerts(router, ["after-restart-1", "after-restart-2"])
+    await all_sent(router, incident_ids, within=15)
     assert {page.incident for page in receiver.pages} == set(incident_ids)
     assert "delivery_worker.exited" in router.events()
 
@@ -104,7 +104,7 @@ async def test_the_worker_leaves_when_the_serving_process_dies(
     router, _ = served
     workers = router.worker_pids()
     router.kill9_server_only()
-    await _poll(
+    await poll(
         lambda: not any(_alive(pid) for pid in workers),
         within=WORKER_GONE_WITHIN,
         what="the orphaned worker to exit",
@@ -117,13 +117,13 @@ async def test_status_and_metrics_count_what_the_worker_delivered(
     served: tuple[RouterProcess, Receiver],
 ) -> None:
     router, _ = served
-    incident_ids = await _post_alerts(router, ["counted-1"])
-    await _all_sent(router, incident_ids, within=15)
+    incident_ids = await post_alerts(router, ["counted-1"])
+    await all_sent(router, incident_ids, within=15)
 
     def reported() -> bool:
         return "webhook" in _status_now(router)["outbox"]["last_delivery"]
 
-    await _poll(reported, within=10, what="the worker's report to reach /status")
+    await poll(reported, within=10, what="the worker's report to reach /status")
     outbox = _status_now(router)["outbox"]
     assert outbox["delivery_workers"] == {"configured": 1, "running": 1}
     assert outbox["last_delivery"]["webhook"]["result"] == "sent"
@@ -154,7 +154,7 @@ class _Moved:
 async def moved(tmp_path: Path) -> AsyncIterator[_Moved]:
     """Two receivers, and a router paging every member at the first."""
     before, after = Receiver(), Receiver()
-    config = _webhook_only_config(tmp_path, await before.start())
+    config = webhook_only_config(tmp_path, await before.start())
     await after.start()
     router = RouterProcess(tmp_path, config=config, env=ENV)
     try:
@@ -175,29 +175,29 @@ def _move_every_member(moved: _Moved) -> None:
 @pytest.mark.timeout(60)
 async def test_sighup_hands_the_reloaded_model_to_the_worker(moved: _Moved) -> None:
     router, before, after = moved.router, moved.before, moved.after
-    first = await _post_alerts(router, ["before-reload"])
-    await _all_sent(router, first, within=15)
+    first = await post_alerts(router, ["before-reload"])
+    await all_sent(router, first, within=15)
     _move_every_member(moved)
     router.process.send_signal(signal.SIGHUP)
-    await _poll(
+    await poll(
         lambda: "delivery_worker.model_updated" in router.events(),
         within=15,
         what="the worker to get the new model",
     )
     # The serving process read the file; the worker did not, it was handed the model.
     assert router.events().count("config.reloaded") == 1
-    second = await _post_alerts(router, ["after-reload"])
-    await _all_sent(router, second, within=15)
+    second = await post_alerts(router, ["after-reload"])
+    await all_sent(router, second, within=15)
     assert [page.incident for page in before.pages] == first
     assert [page.incident for page in after.pages] == second
     # A reload that fails (a broken file) keeps the model in force, and hands nothing over.
     (Path(router._env["ROUTER_CONFIG"]) / "team.yaml").write_text("team: [not: a team\n")
     router.process.send_signal(signal.SIGHUP)
-    await _poll(
+    await poll(
         lambda: "config.reload_failed" in router.events(), within=15, what="the failed reload"
     )
-    third = await _post_alerts(router, ["after-a-failed-reload"])
-    await _all_sent(router, third, within=15)
+    third = await post_alerts(router, ["after-a-failed-reload"])
+    await all_sent(router, third, within=15)
     assert [page.incident for page in after.pages] == second + third
     assert router.events().count("delivery_worker.model_updated") == 1
 
@@ -211,7 +211,7 @@ async def test_a_worker_that_cannot_be_started_is_tried_again_not_given_up(
     workers = _workers(tmp_path, lambda: shipped_model)
     with structlog.testing.capture_logs() as logged:
         await workers.start()
-        await _poll(  # the first try, then another after the back-off
+        await poll(  # the first try, then another after the back-off
             lambda: sum(e["event"] == "delivery_worker.spawn_failed" for e in logged) >= 2,
             within=10,
             what="the failed start to be tried again",
@@ -235,9 +235,9 @@ async def test_a_worker_restarted_after_the_config_file_broke_delivers_on_the_mo
     (config / "team.yaml").write_text("team: [this is not: a team\n")
     [first] = router.worker_pids()
     os.kill(first, signal.SIGKILL)
-    await _poll(lambda: router.worker_pids() not in ([], [first]), within=15, what="a new worker")
-    incident_ids = await _post_alerts(router, ["after-a-broken-file"])
-    await _all_sent(router, incident_ids, within=15)
+    await poll(lambda: router.worker_pids() not in ([], [first]), within=15, what="a new worker")
+    incident_ids = await post_alerts(router, ["after-a-broken-file"])
+    await all_sent(router, incident_ids, within=15)
     assert [page.incident for page in receiver.pages] == incident_ids
 
 
@@ -250,14 +250,14 @@ async def test_a_worker_never_reads_the_config_file_so_a_hangup_cannot_part_it_f
     half-written). Were the worker to read it, it would page by another team model than
     the one the serving process plans with; nor may SIGHUP end it (its default action)."""
     router = moved.router
-    await _poll(
+    await poll(
         lambda: "delivery_worker.ready" in router.events(), within=15, what="a running worker"
     )
     _move_every_member(moved)
     [worker] = router.worker_pids()
     os.kill(worker, signal.SIGHUP)
-    incident_ids = await _post_alerts(router, ["after-a-hangup"])
-    await _all_sent(router, incident_ids, within=15)
+    incident_ids = await post_alerts(router, ["after-a-hangup"])
+    await all_sent(router, incident_ids, within=15)
     assert [page.incident for page in moved.before.pages] == incident_ids
     assert moved.after.pages == []
     assert router.worker_pids() == [worker]
@@ -283,10 +283,10 @@ async def test_a_hangup_while_a_worker_is_starting_does_not_end_it(
     worker_logged = _worker_stderr(capfd)
     with structlog.testing.capture_logs() as logged:
         await workers.start()
-        await _poll(lambda: workers.running == 1, within=10, what="the worker process")
+        await poll(lambda: workers.running == 1, within=10, what="the worker process")
         [running] = workers._running.values()
         running.process.send_signal(signal.SIGHUP)
-        await _poll(
+        await poll(
             lambda: worker_logged("delivery_worker.ready"), within=20, what="the worker to start"
         )
         assert workers.running == 1
@@ -315,7 +315,7 @@ async def test_a_model_swapped_in_while_a_worker_starts_reaches_it(
     worker_logged = _worker_stderr(capfd)
     await workers.start()
     try:
-        await _poll(
+        await poll(
             lambda: worker_logged(
                 '"changed": ["runbooks"], "event": "delivery_worker.model_updated"'
             ),
@@ -338,7 +338,7 @@ async def test_a_worker_start_that_fails_after_the_fork_leaves_no_process_behind
     workers = _workers(tmp_path, lambda: unpicklable)
     with structlog.testing.capture_logs() as logged:
         await workers.start()
-        await _poll(
+        await poll(
             lambda: sum(e["event"] == "delivery_worker.spawn_failed" for e in logged) >= 2,
             within=10,
             what="the failed start to be tried again",
@@ -359,7 +359,7 @@ async def test_two_workers_starting_together_leave_sighup_unblocked_here(
     assert signal.SIGHUP not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
     await workers.start()
     try:
-        await _poll(lambda: workers.running == 2, within=10, what="both worker processes")
+        await poll(lambda: workers.running == 2, within=10, what="both worker processes")
         assert signal.SIGHUP not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
     finally:
         await asyncio.wait_for(workers.stop(), 20)
@@ -380,15 +380,15 @@ async def test_a_model_the_worker_cannot_load_makes_it_restart_on_the_current_on
     with structlog.testing.capture_logs() as logged:
         await workers.start()
         try:
-            await _poll(lambda: workers.running == 1, within=10, what="the worker process")
+            await poll(lambda: workers.running == 1, within=10, what="the worker process")
             [first] = workers._running.values()
             first.control.write(len(b"junk").to_bytes(4, "big") + b"junk")
-            await _poll(
+            await poll(
                 lambda: worker_logged("delivery_worker.bad_model"),
                 within=20,
                 what="the worker to refuse the frame",
             )
-            await _poll(
+            await poll(
                 lambda: (
                     any(r.process is not first.process for r in workers._running.values())
                     and workers.running == 1
