@@ -234,7 +234,8 @@ def run(settings: Settings) -> int:
         return 1
     finally:
         # Closing the loop put SIGHUP's default action back: a reload now would end the
-        # process by a signal rather than with its exit code.
+        # process by a signal rather than with its exit code. (Between that and this line
+        # there is still an instant in which it would.)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     log.info("router.stopped")
     return 0

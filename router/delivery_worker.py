@@ -37,9 +37,11 @@ from router.reload import changed_sections
 from router.settings import Settings
 from router.store import StoreUnavailableError, open_store
 from router.teammodel import TeamModel
+from router.workers import in_pipe
 
 log = structlog.get_logger(__name__)
 _FLUSH_WAIT = 2.0  # seconds to let the last reports reach the parent
+MAX_FRAME = 64 * 1024 * 1024  # bytes: a team model is kilobytes; more is a broken stream
 WORKER_NICENESS = 10
 
 
@@ -107,11 +109,18 @@ class _Control(asyncio.Protocol):
         self.on_stop = on_stop
         self._buffer = bytearray()
         self._stopped = False
+        self._fd: int | None = None
 
-    def receiving(self) -> bool:
-        """Whether part of a frame has arrived: claims wait for the rest (it may be the
-        model that pages now due were planned by)."""
-        return bool(self._buffer)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._fd = transport.get_extra_info("pipe").fileno()
+
+    def behind(self) -> bool:
+        """Whether this worker has not read all the serving process sent: part of a frame
+        here, or bytes in the pipe. Claims, and the pages just claimed, wait: it may be the
+        model that those pages were planned by (the outbox's `hold`)."""
+        if self._stopped:
+            return False
+        return bool(self._buffer) or (self._fd is not None and in_pipe(self._fd) > 0)
 
     def data_received(self, data: bytes) -> None:
         if self._stopped:
@@ -119,7 +128,13 @@ class _Control(asyncio.Protocol):
         self._buffer += data
         woken = False
         while len(self._buffer) >= 4:
-            end = 4 + int.from_bytes(self._buffer[:4], "big")
+            size = int.from_bytes(self._buffer[:4], "big")
+            if size > MAX_FRAME:
+                # Waiting for the rest would hold every claim for good: delivery would stop.
+                log.error("delivery_worker.bad_model", error=f"a frame of {size} bytes")
+                self._stop()
+                return
+            end = 4 + size
             if len(self._buffer) < end:
                 break
             frame = bytes(self._buffer[4:end])
@@ -201,7 +216,7 @@ async def _deliver(settings: Settings, in_force: _InForce, pipes: _Pipes) -> Non
         clock=_now,
         metrics=Metrics(),  # unused: every attempt is reported to the parent instead
         report=report.add,
-        hold=control.receiving,
+        hold=control.behind,
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

@@ -168,7 +168,8 @@ class Outbox:
         self._limits: dict[str, asyncio.Semaphore] = {}
         self.last_result: dict[str, dict[str, object]] = {}  # per channel, for /status
         self._report = report or self.apply
-        # While it says so, claim nothing (a delivery worker receiving a new team model).
+        # While it says so, claim nothing and start nothing claimed (a delivery worker
+        # receiving a new team model).
         self._hold = hold or (lambda: False)
         self._wake = asyncio.Event()
         self._wake_listeners: list[Callable[[], None]] = []
@@ -239,6 +240,8 @@ class Outbox:
                 last_claim = loop.time()
                 self._wake.clear()  # before the claim: a wake-up during it is not lost
             claimed = await self._claim_safely(room) if room > 0 else []
+            if claimed:
+                await self._while_held(stop)
             for delivery in claimed:
                 task = asyncio.create_task(self._deliver_logged(delivery))
                 inflight.add(task)
@@ -255,6 +258,15 @@ class Outbox:
             await asyncio.wait(waiters, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
+
+    async def _while_held(self, stop: asyncio.Event) -> None:
+        """Wait until `hold` lets go: what it waits for (a delivery worker reading a new
+        team model) may have arrived while a claim was under way. One turn of the loop is
+        usually enough; then a millisecond at a time."""
+        delay = 0.0
+        while self._hold() and not stop.is_set():
+            await asyncio.sleep(delay)
+            delay = 0.001
 
     async def _claim_safely(self, limit: int) -> list[Delivery]:
         """Claim up to `limit` due notifications; none while the store is failing, or

@@ -17,11 +17,13 @@ Between the serving process and each worker, two pipes:
     swaps in a new one (SIGHUP), followed by a wake-up. A worker never reads the config
     file itself, so a file saved between two reads, or broken after the serving process
     read it, cannot part them.
-  - One stream for both, so the pages planned by a new model are announced after it. The
-    pipe is enlarged to 1 MiB where the system allows, so a model is written into it whole,
-    and a worker claims nothing while it holds part of a frame: it does not look for those
-    pages before it has their model. (A model larger than the pipe leaves a narrow window:
-    its first bytes may not have reached the worker when a claim already under way runs.)
+  - One stream for both, so the pages planned by a new model are announced after it, and
+    the model is written before any page is planned by it. The pipe is enlarged to 1 MiB
+    where the system allows, so a model (kilobytes) goes into it whole. A worker neither
+    claims nor starts the pages it claimed while it is behind on the pipe (part of a frame
+    read, or bytes waiting in the pipe): it has the model before it sends a page planned by
+    it. (A model larger than the pipe's free space leaves a narrow window: its tail waits
+    here, and a claim already under way may return before the worker has read the start.)
   - End of file means the parent is gone: the worker stops claiming, finishes the sends in
     flight and exits.
 - reports (child → parent): one JSON line per delivery attempt (`DeliveryReport`), which
@@ -34,7 +36,7 @@ not is killed.
 
 from __future__ import annotations
 
-__all__ = ["DeliveryWorkers"]
+__all__ = ["DeliveryWorkers", "in_pipe", "model_frame"]
 
 import asyncio
 import contextlib
@@ -81,12 +83,20 @@ CONTROL_PIPE_SIZE = 1 << 20  # Linux's default limit for an unprivileged process
 
 
 def _unread(control: asyncio.WriteTransport) -> int:
-    """Bytes written for the worker that it has not read: buffered here, or in the pipe."""
+    """Bytes written for the worker that it has not read: buffered here, or in the pipe (0
+    where the system cannot say: a wake-up too many costs the worker one look)."""
     if buffered := control.get_write_buffer_size():
         return buffered
-    pipe = control.get_extra_info("pipe")
-    in_pipe: int = struct.unpack("i", fcntl.ioctl(pipe.fileno(), termios.FIONREAD, bytes(4)))[0]
-    return in_pipe
+    return in_pipe(control.get_extra_info("pipe").fileno())
+
+
+def in_pipe(fd: int) -> int:
+    """Bytes waiting in the pipe `fd` is an end of (Linux answers for either end)."""
+    try:
+        waiting: int = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, bytes(4)))[0]
+    except (OSError, ValueError):
+        return 0
+    return waiting
 
 
 def model_frame(model: TeamModel) -> bytes:
@@ -228,8 +238,11 @@ class DeliveryWorkers:
                 read, write = os.pipe()
                 ours.append(write if child_reads else read)
                 theirs.append(read if child_reads else write)
-            with contextlib.suppress(OSError):  # above the system's limit: 64 KiB it is
-                fcntl.fcntl(ours[0], fcntl.F_SETPIPE_SZ, CONTROL_PIPE_SIZE)
+            # Linux only; refused above the system's limit or the user's pipe quota: the
+            # default size (64 KiB) then, which only narrows what a model may weigh whole.
+            if hasattr(fcntl, "F_SETPIPE_SZ"):
+                with contextlib.suppress(OSError):
+                    fcntl.fcntl(ours[0], fcntl.F_SETPIPE_SZ, CONTROL_PIPE_SIZE)
             process = await self._start_child(theirs)
         except BaseException:
             _close_all(ours)

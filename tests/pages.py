@@ -4,7 +4,7 @@ or not at all, a copy of the shipped config that pages every member there, and w
 the daemon's state that poll it (they never stand in for a test's logic).
 
 The kill -9 scenarios (tests/test_delivery_crash.py, tests/test_ha_postgres.py) share the
-figures below.
+figures below; tests/test_workers.py uses ENV and the receiver too.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ RACES = 30
 NO_RATE_LIMIT = {"ROUTER_RATE_LIMIT_PER_SECOND": "0"}
 
 
-def alert_body(key: str) -> dict[str, Any]:
+def _alert(key: str) -> dict[str, Any]:
     return {
         "pipeline": "aggregate-profit",
         "summary": f"HA probe {key}",
@@ -52,7 +52,7 @@ def alert_body(key: str) -> dict[str, Any]:
 
 def _post(router: RouterProcess, key: str) -> int:
     status, _ = http_request(
-        "POST", f"{router.base_url}/api/v1/alerts", alert_body(key), router.token, timeout=15
+        "POST", f"{router.base_url}/api/v1/alerts", _alert(key), router.token, timeout=15
     )
     return status
 
@@ -131,7 +131,7 @@ def test_postgresql_stopped_under_load_means_503_then_recovery_without_restart(
             down = [f"down-{n}" for n in range(20)]
             down_statuses = list(pool.map(lambda key: _post(router, key), down))
             status, raw = http_request(
-                "POST", f"{router.base_url}/api/v1/alerts", alert_body("probe"), router.token
+                "POST", f"{router.base_url}/api/v1/alerts", _alert("probe"), router.token
             )
             ready, _ = router.get("/readyz")
         finally:

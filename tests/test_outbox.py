@@ -994,6 +994,53 @@ async def test_a_held_outbox_claims_nothing_until_let_go_and_woken(
     assert hook.requests == []
     held[0] = False
     outbox.wake()
+    await _delivered_once(hook, stop, loop_task)
+
+
+async def test_pages_claimed_while_a_hold_began_wait_for_it_to_end(
+    make_router: MakeRouter,
+    make_model: MakeModel,
+    receiver: StartReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hold can begin while a claim is under way (a new team model reaching a worker):
+    the pages that claim returns must not start before it ends."""
+    hook = await receiver(200)
+    router = await make_router(team(make_model, webhooks={"Alice": hook.url}))
+    outbox = router.app[OUTBOX]
+    held = [False]
+    asked: list[bool] = []
+
+    def hold() -> bool:
+        asked.append(held[0])
+        return held[0]
+
+    outbox._hold = hold
+    claim = outbox.store.claim_deliveries
+
+    async def claim_then_hold(*args: Any) -> Any:
+        claimed = await claim(*args)
+        held[0] = True
+        return claimed
+
+    monkeypatch.setattr(outbox.store, "claim_deliveries", claim_then_hold)
+    await router.alert()
+    stop = asyncio.Event()
+    loop_task = asyncio.create_task(outbox.run(stop, poll=0.01))
+    for _ in range(500):  # the claimed page waits, asking again and again
+        if asked.count(True) >= 5:
+            break
+        await asyncio.sleep(0.01)
+    assert asked.count(True) >= 5
+    assert hook.requests == []
+    held[0] = False
+    await _delivered_once(hook, stop, loop_task)
+
+
+async def _delivered_once(
+    hook: Receiver, stop: asyncio.Event, loop_task: asyncio.Task[None]
+) -> None:
+    """The receiver gets the page (a real server: poll it), exactly once; the loop stops."""
     for _ in range(500):
         if hook.requests:
             break

@@ -8,6 +8,7 @@ by polling; no wait stands in for the logic under test.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import signal
 import sys
@@ -494,13 +495,69 @@ async def test_wake_ups_reach_the_worker_once_per_read_and_follow_every_model(
 def test_a_worker_holds_its_claims_while_part_of_a_frame_has_arrived(
     shipped_model: TeamModel,
 ) -> None:
-    """`receiving` is the outbox's hold: true from a frame's first byte to its last."""
+    """`behind` is the outbox's hold: true from a frame's first byte to its last."""
     frame = model_frame(shipped_model)
     seen: list[object] = []
     control = delivery_worker._Control(seen.clear, seen.append, seen.clear)
-    assert not control.receiving()
+    assert not control.behind()
     control.data_received(frame[:10])
-    assert control.receiving()
+    assert control.behind()
     control.data_received(frame[10:])
-    assert not control.receiving()
+    assert not control.behind()
     assert seen == [shipped_model]
+
+
+def test_a_frame_too_large_to_be_a_model_stops_the_worker_instead_of_holding_its_claims() -> None:
+    """A broken length prefix would have the worker wait for bytes that never come, holding
+    every claim meanwhile: delivery would stop without a word. It stops, and is replaced."""
+    seen: list[str] = []
+    control = delivery_worker._Control(
+        on_wake=lambda: seen.append("wake"),
+        on_model=lambda _model: seen.append("model"),
+        on_stop=lambda: seen.append("stop"),
+    )
+    control.data_received((delivery_worker.MAX_FRAME + 1).to_bytes(4, "big") + b"x")
+    assert seen == ["stop"]
+    assert not control.behind()
+    control.data_received(WAKE_FRAME)  # nothing read after a stop counts
+    assert seen == ["stop"]
+
+
+async def test_a_worker_is_behind_while_bytes_wait_in_the_pipe_not_only_once_it_reads_them(
+    shipped_model: TeamModel,
+) -> None:
+    """The model is in the pipe before any page planned by it is stored; a claim returning
+    then must find the worker behind, though it has read none of the frame yet."""
+    read, write = os.pipe()
+    seen: list[object] = []
+    control = delivery_worker._Control(seen.clear, seen.append, seen.clear)
+    transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+        lambda: control, os.fdopen(read, "rb", 0)
+    )
+    try:
+        assert not control.behind()
+        os.write(write, model_frame(shipped_model))
+        assert control.behind()  # not read yet: in the pipe
+        for _ in range(100):  # the loop reads it on one of its next turns
+            if not control.behind():
+                break
+            await asyncio.sleep(0)
+        assert not control.behind()
+        assert seen == [shipped_model]
+    finally:
+        transport.close()
+        os.close(write)
+
+
+async def test_workers_start_where_pipes_cannot_be_resized(
+    tmp_path: Path, shipped_model: TeamModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """F_SETPIPE_SZ is Linux's: elsewhere (a developer's macOS) the pipe keeps its size and
+    the worker must start all the same, or nothing would be delivered."""
+    monkeypatch.delattr(fcntl, "F_SETPIPE_SZ", raising=False)
+    workers = _workers(tmp_path, lambda: shipped_model)
+    await workers.start()
+    try:
+        await poll(lambda: workers.running == 1, within=10, what="the worker process")
+    finally:
+        await asyncio.wait_for(workers.stop(), 20)
