@@ -37,7 +37,7 @@ from router.reload import changed_sections
 from router.settings import Settings
 from router.store import StoreUnavailableError, open_store
 from router.teammodel import TeamModel
-from router.workers import in_pipe
+from router.workers import WAKE_FRAME, in_pipe
 
 log = structlog.get_logger(__name__)
 _FLUSH_WAIT = 2.0  # seconds to let the last reports reach the parent
@@ -115,12 +115,14 @@ class _Control(asyncio.Protocol):
         self._fd = transport.get_extra_info("pipe").fileno()
 
     def behind(self) -> bool:
-        """Whether this worker has not read all the serving process sent: part of a frame
-        here, or bytes in the pipe. Claims, and the pages just claimed, wait: it may be the
-        model that those pages were planned by (the outbox's `hold`)."""
+        """Whether a team model may be on its way: part of a frame here, or more than one
+        wake-up's worth of bytes in the pipe (the serving process writes a wake-up only
+        into an empty pipe, so more is a model). Claims, and the pages just claimed, wait:
+        it may be the model that those pages were planned by (the outbox's `hold`). A lone
+        wake-up waiting does not hold them: under load one nearly always is."""
         if self._stopped:
             return False
-        return bool(self._buffer) or (self._fd is not None and in_pipe(self._fd) > 0)
+        return bool(self._buffer) or (self._fd is not None and in_pipe(self._fd) > len(WAKE_FRAME))
 
     def data_received(self, data: bytes) -> None:
         if self._stopped:
