@@ -43,6 +43,7 @@ from router.teammodel import TeamModel
 from router.web.keys import OUTBOX, STORE, WEBHOOKS
 
 from apphelpers import AUTH, NOW, Client, FakeClock, MakeClient, build_app, json_of
+from pages import poll
 from services import free_port
 
 MakeModel = Callable[..., TeamModel]
@@ -917,10 +918,8 @@ async def test_cancelling_the_delivery_loop_cancels_the_sends_it_started(
     router = await make_router(team(make_model, webhooks={"Alice": hook.url}))
     await router.alert()
     loop_task = asyncio.create_task(router.app[OUTBOX].run(asyncio.Event()))
-    for _ in range(200):  # the receiver, a real server, has the request when it is in flight
-        if hook.requests:
-            break
-        await asyncio.sleep(0.01)
+    # The receiver, a real server, has the request when it is in flight.
+    await poll(lambda: bool(hook.requests), within=2, what="the send in flight")
     sends = [
         task
         for task in asyncio.all_tasks()
@@ -955,10 +954,8 @@ async def test_a_full_pipeline_waits_for_room_instead_of_spinning_on_a_wake_up(
     await router.alert()
     stop = CountingEvent()
     loop_task = asyncio.create_task(outbox.run(stop))
-    for _ in range(200):  # the receiver, a real server, has the request when it is in flight
-        if hook.requests:
-            break
-        await asyncio.sleep(0.01)
+    # The receiver, a real server, has the request when it is in flight.
+    await poll(lambda: bool(hook.requests), within=2, what="the send in flight")
     assert hook.requests, "no send in flight"
     turns_before = stop.waits
 
@@ -986,11 +983,8 @@ async def test_a_held_outbox_claims_nothing_until_let_go_and_woken(
     await router.alert()
     stop = CountingEvent()
     loop_task = asyncio.create_task(outbox.run(stop, poll=0.01))
-    for _ in range(500):  # five turns of the loop, each one declining to claim
-        if stop.waits >= 5:
-            break
-        await asyncio.sleep(0.01)
-    assert stop.waits >= 5
+    # Five turns of the loop, each one declining to claim.
+    await poll(lambda: stop.waits >= 5, within=5, what="five turns of the loop")
     assert hook.requests == []
     held[0] = False
     outbox.wake()
@@ -1027,11 +1021,9 @@ async def test_pages_claimed_while_a_hold_began_wait_for_it_to_end(
     await router.alert()
     stop = asyncio.Event()
     loop_task = asyncio.create_task(outbox.run(stop, poll=0.01))
-    for _ in range(500):  # the claimed page waits, asking again and again
-        if asked.count(True) >= 5:
-            break
-        await asyncio.sleep(0.01)
-    assert asked.count(True) >= 5
+    await poll(  # the claimed page waits, asking again and again
+        lambda: asked.count(True) >= 5, within=5, what="the claimed page to wait"
+    )
     assert hook.requests == []
     held[0] = False
     await _delivered_once(hook, stop, loop_task)
@@ -1040,11 +1032,9 @@ async def test_pages_claimed_while_a_hold_began_wait_for_it_to_end(
 async def _delivered_once(
     hook: Receiver, stop: asyncio.Event, loop_task: asyncio.Task[None]
 ) -> None:
-    """The receiver gets the page (a real server: poll it), exactly once; the loop stops."""
-    for _ in range(500):
-        if hook.requests:
-            break
-        await asyncio.sleep(0.01)
+    """The receiver gets the page (a real server: poll it); the loop stops, its sends done;
+    one request came in all."""
+    await poll(lambda: bool(hook.requests), within=5, what="the page")
     stop.set()
     await loop_task
     assert len(hook.requests) == 1

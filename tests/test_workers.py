@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,18 @@ def _workers(tmp_path: Path, model: Callable[[], TeamModel], count: int = 1) -> 
     """Workers on a fresh database under `tmp_path`, with the shipped config's path."""
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'router.db'}", config=CONFIG)
     return DeliveryWorkers(settings, count, on_report=lambda _report: None, model=model)
+
+
+@asynccontextmanager
+async def _running(workers: DeliveryWorkers) -> AsyncIterator[DeliveryWorkers]:
+    """`workers` started, with every worker process alive; stopped on the way out, even
+    when the test fails (no process outlives its test)."""
+    await workers.start()
+    try:
+        await poll(lambda: workers.running == workers.count, within=10, what="the worker processes")
+        yield workers
+    finally:
+        await asyncio.wait_for(workers.stop(), 20)
 
 
 def _children() -> list[int]:
@@ -283,16 +296,16 @@ async def test_a_hangup_while_a_worker_is_starting_does_not_end_it(
     workers = _workers(tmp_path, lambda: shipped_model)
     worker_logged = _worker_stderr(capfd)
     with structlog.testing.capture_logs() as logged:
-        await workers.start()
-        await poll(lambda: workers.running == 1, within=10, what="the worker process")
-        [running] = workers._running.values()
-        running.process.send_signal(signal.SIGHUP)
-        await poll(
-            lambda: worker_logged("delivery_worker.ready"), within=20, what="the worker to start"
-        )
-        assert workers.running == 1
-        assert [e for e in logged if e["event"] == "delivery_worker.exited"] == []
-        await asyncio.wait_for(workers.stop(), 20)
+        async with _running(workers):
+            [running] = workers._running.values()
+            running.process.send_signal(signal.SIGHUP)
+            await poll(
+                lambda: worker_logged("delivery_worker.ready"),
+                within=20,
+                what="the worker to start",
+            )
+            assert workers.running == 1
+            assert [e for e in logged if e["event"] == "delivery_worker.exited"] == []
 
 
 async def test_a_model_swapped_in_while_a_worker_starts_reaches_it(
@@ -314,8 +327,7 @@ async def test_a_model_swapped_in_while_a_worker_starts_reaches_it(
 
     monkeypatch.setattr(workers, "_hand_over", reload_meanwhile)
     worker_logged = _worker_stderr(capfd)
-    await workers.start()
-    try:
+    async with _running(workers):
         await poll(
             lambda: worker_logged(
                 '"changed": ["runbooks"], "event": "delivery_worker.model_updated"'
@@ -325,8 +337,6 @@ async def test_a_model_swapped_in_while_a_worker_starts_reaches_it(
         )
         [running] = workers._running.values()
         assert running.model is in_force[0]
-    finally:
-        await asyncio.wait_for(workers.stop(), 20)
 
 
 async def test_a_worker_start_that_fails_after_the_fork_leaves_no_process_behind(
@@ -358,12 +368,8 @@ async def test_two_workers_starting_together_leave_sighup_unblocked_here(
     interleaved would restore each other's, leaving the serving process deaf to reloads."""
     workers = _workers(tmp_path, lambda: shipped_model, count=2)
     assert signal.SIGHUP not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
-    await workers.start()
-    try:
-        await poll(lambda: workers.running == 2, within=10, what="both worker processes")
+    async with _running(workers):
         assert signal.SIGHUP not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
-    finally:
-        await asyncio.wait_for(workers.stop(), 20)
 
 
 async def test_a_model_the_worker_cannot_load_makes_it_restart_on_the_current_one(
@@ -379,9 +385,7 @@ async def test_a_model_the_worker_cannot_load_makes_it_restart_on_the_current_on
     workers = _workers(tmp_path, lambda: shipped_model)
     worker_logged = _worker_stderr(capfd)
     with structlog.testing.capture_logs() as logged:
-        await workers.start()
-        try:
-            await poll(lambda: workers.running == 1, within=10, what="the worker process")
+        async with _running(workers):
             [first] = workers._running.values()
             first.control.write(len(b"junk").to_bytes(4, "big") + b"junk")
             await poll(
@@ -400,8 +404,6 @@ async def test_a_model_the_worker_cannot_load_makes_it_restart_on_the_current_on
             # It stopped itself (drained, exit 0); it did not crash.
             exits = [e["exitcode"] for e in logged if e["event"] == "delivery_worker.exited"]
             assert exits == [0]
-        finally:
-            await asyncio.wait_for(workers.stop(), 20)
 
 
 async def test_a_start_that_fails_closes_the_pipes_it_made(
@@ -555,12 +557,8 @@ async def test_workers_start_where_pipes_cannot_be_resized(
     """F_SETPIPE_SZ is Linux's: elsewhere (a developer's macOS) the pipe keeps its size and
     the worker must start all the same, or nothing would be delivered."""
     monkeypatch.delattr(fcntl, "F_SETPIPE_SZ", raising=False)
-    workers = _workers(tmp_path, lambda: shipped_model)
-    await workers.start()
-    try:
-        await poll(lambda: workers.running == 1, within=10, what="the worker process")
-    finally:
-        await asyncio.wait_for(workers.stop(), 20)
+    async with _running(_workers(tmp_path, lambda: shipped_model)) as workers:
+        assert workers.running == 1
 
 
 async def test_a_lone_wake_up_in_the_pipe_does_not_hold_claims(shipped_model: TeamModel) -> None:
